@@ -1,0 +1,52 @@
+"""Errors a user can act on. Each message says what went wrong and what to do next.
+
+Anything that is not a `RagError` reaching the UI or API is a bug and gets logged.
+"""
+
+
+class RagError(Exception):
+    """Base class: its message is safe and useful to show to the person using the tool."""
+
+    code = "rag_error"
+    status = 500
+
+
+class BadInputError(RagError):
+    code = "bad_request"
+    status = 400
+
+
+class EmptyQuestionError(BadInputError):
+    code = "empty_question"
+
+    def __init__(self, msg: str = "The question is empty: type a question about the documents.") -> None:
+        super().__init__(msg)
+
+
+class IndexMissingError(RagError):
+    code = "index_missing"
+    status = 503
+
+
+class IndexStaleError(RagError):
+    code = "index_stale"
+    status = 503
+
+
+class ModelMissingError(RagError):
+    code = "model_missing"
+    status = 503
+
+
+class GenerationError(RagError):
+    code = "generation_failed"
+    status = 502
+
+
+class DocumentError(BadInputError):
+    code = "bad_document"
+
+
+class NotFoundError(RagError):
+    code = "not_found"
+    status = 404

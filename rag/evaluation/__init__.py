@@ -1,0 +1,1 @@
+"""Reference Q&A set, metrics, the batch evaluation harness and its report."""

@@ -1,0 +1,222 @@
+"""The `Generator` seam and its three backends: llama-cpp-python, transformers, and any
+OpenAI-compatible chat server.
+
+Each backend takes chat messages and returns text, greedy by default so answers are
+reproducible; `stream` yields text pieces as they are generated. Backends do not know
+about passages or citations. `make_generator` is the one factory that picks a backend.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from rag.errors import GenerationError, ModelMissingError
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Messages = list[dict[str, str]]
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A chat model. `stream` is optional; `stream_text` falls back to `generate`."""
+
+    name: str
+
+    def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str: ...
+
+
+def stream_text(gen: Generator, messages: Messages, max_tokens: int, temperature: float) -> Iterator[str]:
+    """Pieces of the reply as they come, from `gen.stream` when it has one."""
+    stream = getattr(gen, "stream", None)
+    if stream is None:
+        yield gen.generate(messages, max_tokens=max_tokens, temperature=temperature)
+    else:
+        yield from stream(messages, max_tokens=max_tokens, temperature=temperature)
+
+
+class LlamaCppGenerator:
+    """A GGUF model run by llama-cpp-python, with the chat template stored in the file."""
+
+    def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0) -> None:
+        from llama_cpp import Llama
+
+        if not Path(model_path).is_file():
+            raise ModelMissingError(f"model file {model_path} does not exist")
+        self.name = Path(model_path).stem
+        self.seed = seed
+        try:
+            self._llm = Llama(
+                model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False
+            )
+        except (ValueError, RuntimeError) as e:
+            raise ModelMissingError(f"llama.cpp could not load {model_path}: {e}") from e
+        self._lock = threading.Lock()  # one llama context serves one request at a time
+
+    def _kwargs(self, max_tokens: int, temperature: float) -> dict:
+        kw: dict = {"max_tokens": max_tokens, "temperature": temperature, "seed": self.seed}
+        if temperature <= 0:
+            kw.update(temperature=0.0, top_k=1)  # greedy
+        return kw
+
+    def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
+        return "".join(self.stream(messages, max_tokens, temperature))
+
+    def stream(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> Iterator[str]:
+        with self._lock:
+            try:
+                for part in self._llm.create_chat_completion(
+                    messages=messages, stream=True, **self._kwargs(max_tokens, temperature)
+                ):
+                    text = part["choices"][0]["delta"].get("content")
+                    if text:
+                        yield text
+            except ValueError as e:  # e.g. the prompt exceeds the context window
+                raise GenerationError(f"the model could not answer: {e}") from e
+
+
+class TransformersGenerator:
+    """A causal LM through transformers: a local Hugging Face folder, or a GGUF file
+    (dequantised by transformers' GGUF loader, so it needs several times the file's size in RAM)."""
+
+    def __init__(self, model_path: Path, n_threads: int | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(model_path)
+        if not path.exists():
+            raise ModelMissingError(f"model {path} does not exist")
+        if n_threads:
+            torch.set_num_threads(n_threads)
+        kw: dict = {"local_files_only": True}
+        folder = path
+        if path.is_file():  # a GGUF file
+            folder, kw["gguf_file"] = path.parent, path.name
+        self.name = path.stem if path.is_file() else path.name
+        try:
+            self._tok = AutoTokenizer.from_pretrained(str(folder), **kw)
+            self._model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, **kw)
+        except (OSError, ValueError) as e:
+            raise ModelMissingError(f"transformers could not load {path}: {e}") from e
+        self._model.eval()
+        self._lock = threading.Lock()
+
+    def _inputs(self, messages: Messages):
+        return self._tok.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+
+    def _gen_kwargs(self, max_tokens: int, temperature: float) -> dict:
+        kw: dict = {"max_new_tokens": max_tokens, "pad_token_id": self._tok.pad_token_id or self._tok.eos_token_id}
+        if temperature > 0:
+            kw.update(do_sample=True, temperature=temperature)
+        else:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kw
+
+    def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
+        return "".join(self.stream(messages, max_tokens, temperature))
+
+    def stream(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        with self._lock:
+            inputs = self._inputs(messages)
+            streamer = TextIteratorStreamer(self._tok, skip_prompt=True, skip_special_tokens=True)
+            errors: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    with torch.inference_mode():
+                        self._model.generate(**inputs, streamer=streamer, **self._gen_kwargs(max_tokens, temperature))
+                except BaseException as e:  # surfaced to the caller below
+                    errors.append(e)
+                    streamer.end()
+
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
+            for text in streamer:
+                if text:
+                    yield text
+            worker.join()
+            if errors:
+                raise GenerationError(f"the model failed while answering: {errors[0]}") from errors[0]
+
+
+class OpenAICompatGenerator:
+    """Any OpenAI-compatible chat server (vLLM, llama.cpp server, TGI, Ollama) by base URL."""
+
+    def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 300.0) -> None:
+        import httpx
+
+        self.name = model
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def _body(self, messages: Messages, max_tokens: int, temperature: float, stream: bool) -> dict:
+        return {"model": self.name, "messages": messages, "max_tokens": max_tokens,
+                "temperature": temperature, "seed": 0, "stream": stream}
+
+    def _fail(self, e: Exception) -> GenerationError:
+        return GenerationError(f"the model server at {self.base_url} failed: {e}")
+
+    def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
+        import httpx
+
+        try:
+            r = self._client.post("/chat/completions", json=self._body(messages, max_tokens, temperature, False))
+            r.raise_for_status()
+            return r.json()["choices"][0]["message"]["content"] or ""
+        except (httpx.HTTPError, KeyError, ValueError) as e:
+            raise self._fail(e) from e
+
+    def stream(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> Iterator[str]:
+        import httpx
+
+        body = self._body(messages, max_tokens, temperature, True)
+        try:
+            with self._client.stream("POST", "/chat/completions", json=body) as r:
+                r.raise_for_status()
+                for line in r.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    choices = json.loads(data).get("choices") or [{}]
+                    text = (choices[0].get("delta") or {}).get("content")
+                    if text:
+                        yield text
+        except (httpx.HTTPError, KeyError, ValueError) as e:
+            raise self._fail(e) from e
+
+
+def resolve_model_path(settings: Settings, progress: bool = True) -> Path:
+    """The model file or folder the settings name: `model_path`, else the packaged `model`."""
+    if settings.model_path is not None:
+        return settings.model_path
+    from rag.packaged import ensure_gguf
+
+    return ensure_gguf(settings.model, settings.cache_dir, progress=progress)
+
+
+def make_generator(settings: Settings) -> Generator:
+    """Build the backend the settings ask for (the only place that switches on `backend`).
+
+    Raises:
+        ModelMissingError: the model cannot be found or loaded.
+    """
+    if settings.backend == "openai":
+        return OpenAICompatGenerator(settings.openai_base_url, settings.openai_model, settings.openai_api_key)
+    path = resolve_model_path(settings)
+    if settings.backend == "transformers":
+        return TransformersGenerator(path, n_threads=settings.n_threads)
+    return LlamaCppGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, seed=settings.seed)

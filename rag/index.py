@@ -1,0 +1,234 @@
+"""The dense vector index (FAISS) and its on-disk store with a manifest.
+
+A saved index is a build folder `index/builds/<id>/` holding `manifest.json`, `vectors.faiss`,
+`chunks.jsonl` and `documents.jsonl`; the file `index/CURRENT` names the build in use and is
+replaced atomically, so an interrupted build leaves the previous index usable. This module
+does not chunk or embed; `rag.indexing` drives a build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from rag.errors import IndexMissingError, IndexStaleError
+from rag.types import Chunk, Document
+
+FORMAT_VERSION = 1
+CHUNKER_VERSION = 1  # bump when chunking logic changes, so old indexes read as stale
+
+
+class VectorIndex(Protocol):
+    """Nearest-neighbour search over unit vectors."""
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]: ...
+
+
+class FaissIndex:
+    """Exact inner-product search (`IndexFlatIP`): at a few thousand chunks exact is fastest.
+
+    Rows can be appended and removed; the matrix is kept so that removal is a rebuild.
+    """
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        import faiss
+
+        self._faiss = faiss
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._index = faiss.IndexFlatIP(self.vectors.shape[1])
+        if len(self.vectors):
+            self._index.add(self.vectors)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Top-`k` rows by inner product: `[(row, score), ...]`, best first."""
+        if len(self) == 0:
+            return []
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        scores, rows = self._index.search(q, min(k, len(self)))
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+
+    def add(self, vectors: np.ndarray) -> None:
+        v = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.vectors = np.vstack([self.vectors, v])
+        self._index.add(v)
+
+    def keep(self, rows: list[int]) -> FaissIndex:
+        return FaissIndex(self.vectors[rows])
+
+    def save(self, path: Path) -> None:
+        self._faiss.write_index(self._index, str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> FaissIndex:
+        import faiss
+
+        idx = faiss.read_index(str(path))
+        return cls(idx.reconstruct_n(0, idx.ntotal) if idx.ntotal else np.zeros((0, idx.d), np.float32))
+
+
+@dataclass
+class IndexData:
+    """Everything retrieval needs, in memory: chunks aligned with the vector rows."""
+
+    manifest: dict[str, Any]
+    chunks: list[Chunk]
+    vectors: FaissIndex
+    documents: dict[str, Document] = field(default_factory=dict)
+
+
+def corpus_hash(files: list[Path], root: Path) -> str:
+    """sha256 over the relative names and bytes of the files an index is built from."""
+    h = hashlib.sha256()
+    for f in sorted(files):
+        try:
+            rel = f.relative_to(root)
+        except ValueError:
+            rel = Path(f.name)
+        h.update(str(rel).encode())
+        h.update(b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def chunking_hash(chunk_size: int, chunk_overlap: int) -> str:
+    key = json.dumps({"v": CHUNKER_VERSION, "size": chunk_size, "overlap": chunk_overlap})
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("faiss-cpu", "sentence-transformers", "torch", "numpy"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def make_manifest(
+    *, embedder_name: str, dim: int, chunks: list[Chunk], docs: list[Document], corpus: str,
+    chunking: str, build_s: float,
+) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "embedding_model": embedder_name,
+        "embedding_dim": dim,
+        "chunk_count": len(chunks),
+        "doc_count": len(docs),
+        "corpus_hash": corpus,
+        "chunking_hash": chunking,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "build_seconds": round(build_s, 2),
+        "versions": library_versions(),
+    }
+
+
+def save_index(index_dir: Path, data: IndexData) -> Path:
+    """Write a new build folder, then point `CURRENT` at it atomically and drop older builds.
+
+    Returns:
+        The new build folder.
+    """
+    builds = index_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    build = builds / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    tmp = builds / f".tmp-{build.name}"
+    tmp.mkdir()
+    data.vectors.save(tmp / "vectors.faiss")
+    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+        for c in data.chunks:
+            f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+    with open(tmp / "documents.jsonl", "w", encoding="utf-8") as f:
+        for d in data.documents.values():
+            f.write(json.dumps(asdict(d), ensure_ascii=False) + "\n")
+    (tmp / "manifest.json").write_text(json.dumps(data.manifest, indent=2))
+    os.replace(tmp, build)
+    pointer = index_dir / ".CURRENT.tmp"
+    pointer.write_text(build.name + "\n")
+    os.replace(pointer, index_dir / "CURRENT")
+    for old in builds.iterdir():
+        if old.name != build.name:
+            shutil.rmtree(old, ignore_errors=True)
+    return build
+
+
+def read_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The build folder in use and its manifest.
+
+    Raises:
+        IndexMissingError: there is no usable index in `index_dir`.
+    """
+    hint = "build it with `python -m rag index` (or `make index`)"
+    current = index_dir / "CURRENT"
+    if not current.is_file():
+        raise IndexMissingError(f"no index in {index_dir}/: {hint}")
+    build = index_dir / "builds" / current.read_text().strip()
+    try:
+        manifest = json.loads((build / "manifest.json").read_text())
+    except (OSError, ValueError):
+        raise IndexMissingError(f"the index in {build} is unreadable: {hint}") from None
+    return build, manifest
+
+
+def check_manifest(manifest: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Compare a manifest with what the current corpus and settings would build.
+
+    Raises:
+        IndexStaleError: naming what changed and how to rebuild.
+    """
+    labels = {
+        "format_version": "index format",
+        "embedding_model": "embedding model",
+        "embedding_dim": "embedding dimension",
+        "corpus_hash": "corpus",
+        "chunking_hash": "chunking settings",
+    }
+    changed = [labels[k] for k, v in expected.items() if k in labels and manifest.get(k) != v]
+    if changed:
+        raise IndexStaleError(
+            f"the index is out of date ({', '.join(changed)} changed since it was built): "
+            "rebuild it with `python -m rag index` (or `make index`)"
+        )
+
+
+def load_index(index_dir: Path, expected: dict[str, Any] | None = None) -> IndexData:
+    """Load the current build, checking its manifest against `expected` when given.
+
+    Raises:
+        IndexMissingError: no index, or its files are unreadable.
+        IndexStaleError: the manifest does not match `expected`.
+    """
+    build, manifest = read_manifest(index_dir)
+    if expected:
+        check_manifest(manifest, expected)
+    try:
+        vectors = FaissIndex.load(build / "vectors.faiss")
+        with open(build / "chunks.jsonl", encoding="utf-8") as f:
+            chunks = [Chunk.from_dict(json.loads(line)) for line in f]
+        with open(build / "documents.jsonl", encoding="utf-8") as f:
+            docs = [Document(**json.loads(line)) for line in f]
+    except (OSError, ValueError, RuntimeError) as e:
+        raise IndexMissingError(
+            f"the index in {build} is damaged ({e}): rebuild it with `python -m rag index`"
+        ) from None
+    if len(chunks) != len(vectors):
+        raise IndexMissingError(f"the index in {build} is inconsistent: rebuild it with `python -m rag index`")
+    return IndexData(manifest=manifest, chunks=chunks, vectors=vectors, documents={d.doc_id: d for d in docs})

@@ -1,0 +1,184 @@
+"""Load documents from disk: Markdown with YAML front matter, plain text, HTML, PDF and DOCX.
+
+Turns files into `Document`s with a clean body text; it does not chunk or embed.
+Unknown or unreadable files are skipped with a warning that names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import yaml
+
+from rag.errors import DocumentError
+from rag.types import Document
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx"}
+# Files in a corpus folder that describe the corpus rather than belong to it.
+NOT_DOCUMENTS = {"README.md", "MANIFEST.tsv", "LICENSE", ".gitkeep"}
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n", re.DOTALL)
+
+
+def split_front_matter(text: str) -> tuple[dict, str]:
+    """Split YAML front matter from a Markdown text.
+
+    `split_front_matter("---\\ntitle: A\\n---\\nBody")` -> `({"title": "A"}, "Body")`.
+    """
+    m = _FRONT_MATTER.match(text)
+    if not m:
+        return {}, text
+    meta = yaml.safe_load(m.group(1)) or {}
+    if not isinstance(meta, dict):
+        raise DocumentError("its front matter is not a YAML mapping")
+    return meta, text[m.end() :]
+
+
+def _first_heading(body: str) -> str:
+    m = re.search(r"^#{1,6}\s+(.+?)\s*$", body, re.MULTILINE)
+    return m.group(1) if m else ""
+
+
+def _html_to_text(html: str) -> tuple[str, str]:
+    """Return (title, body) from HTML, keeping headings as Markdown so chunking sees structure."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "nav", "footer", "header", "noscript"]):
+        tag.decompose()
+    title = soup.title.get_text(strip=True) if soup.title else ""
+    blocks: list[str] = []
+    for el in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "td"]):
+        text = " ".join(el.get_text(" ", strip=True).split())
+        if not text:
+            continue
+        if el.name.startswith("h"):
+            blocks.append("#" * int(el.name[1]) + " " + text)
+        elif el.name == "li":
+            blocks.append("- " + text)
+        else:
+            blocks.append(text)
+    return title, "\n\n".join(blocks)
+
+
+def _pdf_to_text(path: Path) -> str:
+    from pypdf import PdfReader
+
+    reader = PdfReader(str(path))
+    pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    return "\n\n".join(p for p in pages if p)
+
+
+def _docx_to_text(path: Path) -> tuple[str, str]:
+    import docx
+
+    d = docx.Document(str(path))
+    blocks: list[str] = []
+    for para in d.paragraphs:
+        text = para.text.strip()
+        if not text:
+            continue
+        style = (para.style.name or "").lower() if para.style is not None else ""
+        if style.startswith("heading"):
+            level = re.findall(r"\d+", style)
+            blocks.append("#" * (int(level[0]) if level else 1) + " " + text)
+        elif "list" in style:
+            blocks.append("- " + text)
+        else:
+            blocks.append(text)
+    title = d.core_properties.title or ""
+    return title, "\n\n".join(blocks)
+
+
+def load_document(path: Path, doc_id: str | None = None) -> Document:
+    """Read one file into a `Document`.
+
+    Args:
+        path: the file; its suffix picks the parser.
+        doc_id: the id to give it; defaults to the file name without its suffix.
+
+    Returns:
+        The document, with metadata from front matter where there is any.
+
+    Raises:
+        DocumentError: the format is not supported, the file cannot be parsed, or it holds no text.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DocumentError(
+            f"{path.name}: unsupported file type {suffix or '(none)'}; "
+            f"use one of {', '.join(sorted(SUPPORTED_SUFFIXES))}"
+        )
+    doc_id = doc_id or path.stem
+    meta: dict = {}
+    title = ""
+    try:
+        if suffix in {".md", ".markdown"}:
+            meta, body = split_front_matter(path.read_text(encoding="utf-8"))
+            title = str(meta.get("title") or _first_heading(body))
+        elif suffix == ".txt":
+            body = path.read_text(encoding="utf-8")
+        elif suffix in {".html", ".htm"}:
+            title, body = _html_to_text(path.read_text(encoding="utf-8", errors="replace"))
+        elif suffix == ".pdf":
+            body = _pdf_to_text(path)
+        else:
+            title, body = _docx_to_text(path)
+    except DocumentError as e:
+        raise DocumentError(f"{path.name}: {e}") from e
+    except UnicodeDecodeError:
+        raise DocumentError(f"{path.name}: not valid UTF-8 text") from None
+    except Exception as e:  # parsers raise many types; the user needs the file and reason
+        raise DocumentError(f"{path.name}: could not be read ({type(e).__name__}: {e})") from e
+    if not body.strip():
+        raise DocumentError(f"{path.name}: holds no text (a scanned PDF needs OCR first)")
+    return Document(
+        doc_id=doc_id,
+        title=title or doc_id.replace("-", " ").replace("_", " "),
+        body=body,
+        publisher=str(meta.get("publisher") or ""),
+        date=str(meta.get("date") or ""),
+        source_url=str(meta.get("source_url") or ""),
+        licence=str(meta.get("licence") or ""),
+        path=str(path),
+    )
+
+
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """Every candidate file under `corpus_dir`, sorted, without the corpus's own README/manifest."""
+    return sorted(
+        p
+        for p in corpus_dir.rglob("*")
+        if p.is_file() and p.name not in NOT_DOCUMENTS and not p.name.startswith(".")
+    )
+
+
+def load_corpus(corpus_dir: Path) -> list[Document]:
+    """Load every readable document under `corpus_dir`, warning about (and skipping) the rest.
+
+    Raises:
+        DocumentError: the folder does not exist or holds no readable document.
+    """
+    if not corpus_dir.is_dir():
+        raise DocumentError(f"corpus folder {corpus_dir} does not exist")
+    docs: list[Document] = []
+    seen: set[str] = set()
+    for path in corpus_files(corpus_dir):
+        try:
+            doc = load_document(path)
+        except DocumentError as e:
+            log.warning("skipping %s", e)
+            continue
+        if doc.doc_id in seen:
+            log.warning("skipping %s: another file already has the id %r", path, doc.doc_id)
+            continue
+        seen.add(doc.doc_id)
+        docs.append(doc)
+    if not docs:
+        raise DocumentError(f"no readable documents in {corpus_dir}")
+    return docs
+

@@ -1,0 +1,117 @@
+"""Hybrid retrieval: dense (FAISS) and lexical (BM25) candidates fused by reciprocal rank.
+
+Near-duplicate passages (the same paragraph quoted in two press releases) are dropped after
+fusion, so the model sees distinct evidence. This module does not generate or prompt.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from rag.chunking import embedding_text
+from rag.embedding import Embedder
+from rag.index import FaissIndex, IndexData
+from rag.lexical import BM25Index, tokenize
+from rag.types import Chunk, Document, Hit
+
+
+def rrf(rankings: list[list[int]], k: int = 60) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion: each list adds 1/(k + rank) for every item it ranks (rank from 1).
+
+    `rrf([[7, 3], [3]], k=60)` -> `[(3, 1/62 + 1/61), (7, 1/61)]`.
+    """
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    """`jaccard({"a", "b"}, {"b", "c"})` -> `1/3`."""
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+@dataclass
+class RetrievalResult:
+    hits: list[Hit]
+    best_dense: float  # cosine of the best dense candidate: a relevance signal for refusal
+
+
+class HybridRetriever:
+    """Searches an `IndexData` with an `Embedder`; documents can be added and removed live."""
+
+    def __init__(
+        self,
+        data: IndexData,
+        embedder: Embedder,
+        candidates: int = 30,
+        rrf_k: int = 60,
+        dedup_threshold: float = 0.85,
+    ) -> None:
+        self.embedder = embedder
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self.dedup_threshold = dedup_threshold
+        self._lock = threading.RLock()
+        self._set(data)
+
+    def _set(self, data: IndexData) -> None:
+        self.data = data
+        self._bm25 = BM25Index([embedding_text(c) for c in data.chunks])
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return self.data.chunks
+
+    @property
+    def documents(self) -> dict[str, Document]:
+        return self.data.documents
+
+    def retrieve(self, query: str, k: int = 5) -> RetrievalResult:
+        """The `k` best distinct passages for `query`, fused from dense and lexical rankings."""
+        qv = self.embedder.embed_query(query)
+        with self._lock:
+            data, bm25 = self.data, self._bm25
+        dense = data.vectors.search(qv, self.candidates)
+        lexical = bm25.search(query, self.candidates)
+        dense_rank = {row: r for r, (row, _) in enumerate(dense, 1)}
+        lex_rank = {row: r for r, (row, _) in enumerate(lexical, 1)}
+        fused = rrf([[row for row, _ in dense], [row for row, _ in lexical]], self.rrf_k)
+
+        hits: list[Hit] = []
+        kept_tokens: list[set[str]] = []
+        for row, score in fused:
+            chunk = data.chunks[row]
+            toks = set(tokenize(chunk.text))
+            if any(jaccard(toks, t) >= self.dedup_threshold for t in kept_tokens):
+                continue
+            kept_tokens.append(toks)
+            hits.append(Hit(chunk, score, dense_rank.get(row), lex_rank.get(row)))
+            if len(hits) == k:
+                break
+        return RetrievalResult(hits, dense[0][1] if dense else -1.0)
+
+    def add_documents(self, docs: list[Document], chunks: list[Chunk]) -> IndexData:
+        """Append documents and their chunks (embedding them); returns the new in-memory index."""
+        vecs = self.embedder.embed_documents([embedding_text(c) for c in chunks])
+        with self._lock:
+            old = self.data
+            vectors = FaissIndex(old.vectors.vectors)
+            if len(chunks):
+                vectors.add(vecs)
+            documents = {**old.documents, **{d.doc_id: d for d in docs}}
+            manifest = {**old.manifest, "chunk_count": len(old.chunks) + len(chunks), "doc_count": len(documents)}
+            self._set(IndexData(manifest, old.chunks + chunks, vectors, documents))
+            return self.data
+
+    def remove_document(self, doc_id: str) -> IndexData:
+        """Drop a document and its chunks; returns the new in-memory index."""
+        with self._lock:
+            old = self.data
+            rows = [i for i, c in enumerate(old.chunks) if c.doc_id != doc_id]
+            documents = {k: v for k, v in old.documents.items() if k != doc_id}
+            manifest = {**old.manifest, "chunk_count": len(rows), "doc_count": len(documents)}
+            self._set(IndexData(manifest, [old.chunks[i] for i in rows], old.vectors.keep(rows), documents))
+            return self.data

@@ -1,0 +1,70 @@
+"""Typed settings read from `RAG_*` environment variables.
+
+Values only: this module builds no clients and never writes the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PackagedModelName = Literal["qwen-1.5b", "qwen-0.5b", "smollm2-135m"]
+
+
+def _default_cache_dir() -> Path:
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "uk-ai-rag"
+
+
+class Settings(BaseSettings):
+    """Every knob of the pipeline. `RAG_TOP_K=8 python -m rag ask ...` overrides `top_k`."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid")
+
+    # Where things live.
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    data_dir: Path = Path("data")  # uploads and feedback
+
+    # Chunking (changing these makes the index stale).
+    chunk_size: int = Field(900, ge=100, le=8000)
+    chunk_overlap: int = Field(120, ge=0, le=2000)
+
+    # Retrieval.
+    top_k: int = Field(5, ge=1, le=50)  # passages given to the model
+    candidates: int = Field(30, ge=1, le=500)  # per retriever, before fusion
+    rrf_k: int = Field(60, ge=1)
+    dedup_threshold: float = Field(0.85, ge=0.0, le=1.0)
+    min_relevance: float = Field(0.2, ge=-1.0, le=1.0)  # best dense cosine below this: refuse
+
+    # Generation.
+    backend: Literal["llama_cpp", "transformers", "openai"] = "llama_cpp"
+    model: PackagedModelName = "qwen-1.5b"
+    model_path: Path | None = None  # a GGUF file or a Hugging Face model folder; overrides `model`
+    openai_base_url: str = "http://127.0.0.1:8080/v1"
+    openai_model: str = "local"
+    openai_api_key: str = ""
+    max_new_tokens: int = Field(300, ge=1, le=4096)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    n_ctx: int = Field(4096, ge=512)
+    n_threads: int | None = None
+    seed: int = 0
+    rewrite_followups: bool = True
+
+    # Citation check.
+    support_threshold: float = Field(0.45, ge=0.0, le=1.0)
+    unsupported: Literal["drop", "flag"] = "drop"
+
+    # Serving.
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    api_keys: str = ""  # comma-separated; empty means no auth
+
+    def api_key_set(self) -> set[str]:
+        return {k.strip() for k in self.api_keys.split(",") if k.strip()}
