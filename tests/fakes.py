@@ -1,0 +1,124 @@
+"""Test doubles for the three seams: a hand-checkable embedder and a scripted generator.
+
+Both are deterministic; the scripted generator records every prompt it receives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from rag.lexical import tokenize
+
+
+class HashEmbedder:
+    """Hashed bag of words: each content word (after `rag.lexical.tokenize`) adds 1 to one of
+    `dim` buckets; vectors are L2-normalised. Texts sharing no words have cosine 0."""
+
+    def __init__(self, dim: int = 512) -> None:
+        self.name = f"fake-hash-{dim}"
+        self.dim = dim
+        self.calls = 0
+
+    def _bucket(self, word: str) -> int:
+        return int.from_bytes(hashlib.md5(word.encode()).digest()[:4], "little") % self.dim
+
+    def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in tokenize(t):
+                out[i, self._bucket(w)] += 1.0
+            n = np.linalg.norm(out[i])
+            if n:
+                out[i] /= n
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+class ScriptedGenerator:
+    """Replies from a queue (then `default`), streaming word by word; `prompts` records the
+    messages of every call, so tests can assert what the model was shown."""
+
+    def __init__(self, replies: list[str] | None = None, default: str = "I can't find that in the documents.") -> None:
+        self.name = "scripted"
+        self.replies = list(replies or [])
+        self.default = default
+        self.prompts: list[list[dict[str, str]]] = []
+
+    def _next(self, messages: list[dict[str, str]]) -> str:
+        self.prompts.append(messages)
+        return self.replies.pop(0) if self.replies else self.default
+
+    def generate(self, messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
+        return self._next(messages)
+
+    def stream(self, messages, max_tokens: int = 300, temperature: float = 0.0) -> Iterator[str]:
+        text = self._next(messages)
+        words = text.split(" ")
+        for i, w in enumerate(words):
+            yield w if i == len(words) - 1 else w + " "
+
+
+DOCS = {
+    "openai-deal": """---
+title: "UK signs AI deal with OpenAI"
+publisher: "Test Desk"
+date: 2025-07-22
+source_url: "https://example.org/openai-deal"
+licence: "test"
+---
+
+# UK signs AI deal with OpenAI
+
+The government signed a partnership with OpenAI to use AI in public services.
+
+## Sectors
+
+OpenAI may provide technology to education, defence, security and justice.
+
+## Staff
+
+OpenAI will expand its London office, which employs over 100 staff.
+""",
+    "cohere-mou": """---
+title: "Memorandum with Cohere"
+publisher: "Test Department"
+date: 2025-06-16
+source_url: "https://example.org/cohere"
+licence: "test"
+---
+
+# Memorandum with Cohere
+
+Cohere will explore data centres in Canada and the United Kingdom.
+
+The memorandum is not legally binding.
+""",
+    "skills-plan": """---
+title: "Skills plan"
+publisher: "Test Department"
+date: 2025-01-13
+source_url: ""
+licence: "test"
+---
+
+# Skills plan
+
+The plan aims to train 7.5 million workers in AI skills by 2030.
+""",
+}
+
+
+def write_corpus(root: Path) -> Path:
+    """Write the three small test documents (plus a README the loader must skip) under `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    for doc_id, text in DOCS.items():
+        (root / f"{doc_id}.md").write_text(text, encoding="utf-8")
+    (root / "README.md").write_text("# not a document\n", encoding="utf-8")
+    return root
