@@ -103,16 +103,16 @@ def best_quote(passage: str, claims: list[str]) -> tuple[int, int]:
     if not want or not spans:
         return 0, len(passage)
     toks = [set(tokenize(passage[s:e])) for s, e in spans]
-    best, best_cover = (0, len(passage)), 0
+    candidates = []
     for i in range(len(spans)):
-        for j in (i, i + 1):
-            if j >= len(spans):
-                continue
+        for j in range(i, min(i + 2, len(spans))):
             cover = len(want & set().union(*toks[i : j + 1]))
-            # Prefer the single sentence unless the pair covers clearly more.
-            if cover > best_cover + (1 if j > i else 0):
-                best, best_cover = (spans[i][0], spans[j][1]), cover
-    return best
+            # A pair of sentences must cover two more words than one sentence to be worth quoting.
+            candidates.append((cover - 1.5 * (j - i), -(spans[j][1] - spans[i][0]), spans[i][0], spans[j][1]))
+    best = max(candidates)
+    if best[0] <= 0:
+        return 0, len(passage)
+    return best[2], best[3]
 
 
 class CitationChecker:

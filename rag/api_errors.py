@@ -1,0 +1,109 @@
+"""Every HTTP error as one JSON shape: `{"error": {"code": "...", "message": "..."}}`.
+
+`RagError`s keep their own code, status and message (written for the user); validation errors
+become 422 with a readable message; anything else is a bug: logged with its traceback and
+answered with a generic 500 that reveals nothing. This module defines no routes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rag.errors import RagError
+
+log = logging.getLogger(__name__)
+
+INTERNAL_MESSAGE = "Something went wrong on the server. It has been logged; please try again."
+
+
+class UnauthorizedError(RagError):
+    code = "unauthorized"
+    status = 401
+
+
+class ModelLoadingError(RagError):
+    code = "loading"
+    status = 503
+
+    def __init__(self, msg: str = "The model is still loading. Try again in a minute.") -> None:
+        super().__init__(msg)
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def _validation_message(errors: list[Any]) -> str:
+    """`[{"loc": ("body", "question"), "msg": "Field required"}]` -> `"question: Field required"`."""
+    parts = []
+    for e in errors:
+        if e.get("type") == "json_invalid":
+            return "The request body is not valid JSON."
+        loc = [str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path")]
+        parts.append(f"{'.'.join(loc)}: {e.get('msg', 'invalid')}" if loc else str(e.get("msg", "invalid")))
+    return "; ".join(parts) or "The request is not valid."
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error the JSON shape above."""
+
+    @app.exception_handler(RagError)
+    async def rag_error(request: Request, exc: RagError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.status >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(exc.code, str(exc), exc.status, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response("invalid_request", _validation_message(list(exc.errors())), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        return error_response(codes.get(exc.status_code, "http_error"), str(exc.detail), exc.status_code, exc.headers)
+
+
+class CatchAllMiddleware:
+    """Turns an unexpected exception into the generic JSON 500, logging the traceback once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error serving %s %s", scope.get("method"), scope.get("path"))
+            if started:  # a streamed body was cut off; the client sees the connection end
+                return
+            body = json.dumps(error_body("internal_error", INTERNAL_MESSAGE)).encode()
+            await send({
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            })
+            await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,160 @@
+"""Run the pipeline over a reference set, score every item, and write the run folder.
+
+A run folder holds `run.json` (what was run), `results.jsonl` (one scored record per item,
+appended as each finishes, so a rerun resumes), `summary.json` and `report.md` with plots.
+This module does not build the pipeline (the CLI does) and does not define metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rag.errors import BadInputError
+from rag.evaluation.qaset import QAItem
+from rag.evaluation.records import append_record, done_keys, read_records
+from rag.evaluation.scoring import quote_spans, score_answer, score_retrieval, summarise
+from rag.pipeline import RagPipeline
+
+log = logging.getLogger(__name__)
+
+RESULTS = "results.jsonl"
+SUMMARY = "summary.json"
+RUN = "run.json"
+
+
+def retrieval_query(item: QAItem) -> str:
+    """What retrieval-only mode searches for: the question, after the last user turn for a follow-up.
+
+    It mirrors the pipeline's own fallback when a follow-up cannot be rewritten, without a model:
+    history `[{"role": "user", "content": "The Cohere MoU?"}]` + "Is it binding?" -> "The Cohere MoU? Is it binding?".
+    """
+    last_user = next((t["content"] for t in reversed(item.history) if t.get("role") == "user"), "")
+    return f"{last_user} {item.question}".strip()
+
+
+def _base(item: QAItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "type": item.type,
+        "split": item.split,
+        "answerable": item.answerable,
+        "doc_ids": item.doc_ids,
+        "question": item.question,
+        "reference": item.answer,
+    }
+
+
+def evaluate_item(pipeline: RagPipeline, item: QAItem, bodies: dict[str, str], retrieval_only: bool) -> dict[str, Any]:
+    """Run one item through the pipeline (or only its retriever) and return its scored record."""
+    quotes = quote_spans(item, bodies)
+    record = _base(item)
+    if retrieval_only:
+        query = retrieval_query(item)
+        t0 = time.perf_counter()
+        hits = pipeline.retriever.retrieve(query, pipeline.top_k).hits
+        scores = score_retrieval(item, hits, quotes)
+        scores.update(answerable=item.answerable, retrieve_s=time.perf_counter() - t0)
+        record.update(
+            query=query,
+            retrieved=[
+                {
+                    "doc_id": h.chunk.doc_id,
+                    "chunk_id": h.chunk.chunk_id,
+                    "start": h.chunk.start,
+                    "end": h.chunk.end,
+                    "score": round(h.score, 6),
+                }
+                for h in hits
+            ],
+            scores=scores,
+        )
+        return record
+    answer = pipeline.ask(item.question, item.history)
+    record.update(
+        answer=answer.to_dict(),
+        raw_answer=answer.raw_answer,
+        standalone_question=answer.standalone_question,
+        sentences=[asdict(s) for s in answer.sentences],
+        scores=score_answer(item, answer, quotes),
+    )
+    return record
+
+
+def _check_run(out_dir: Path, run: dict[str, Any]) -> None:
+    """Refuse to resume into a folder whose results came from a different kind of run."""
+    path = out_dir / RUN
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = [k for k in run if before.get(k) != run[k]]
+        if changed and (out_dir / RESULTS).is_file():
+            raise BadInputError(
+                f"{out_dir} holds results of a different run ({', '.join(f'{k}={before.get(k)!r}' for k in changed)}); "
+                "use a new --out folder, or delete that one"
+            )
+    path.write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+
+
+def run_eval(
+    pipeline: RagPipeline,
+    items: list[QAItem],
+    out_dir: Path,
+    *,
+    retrieval_only: bool = False,
+    progress: bool = True,
+    report: bool = True,
+) -> dict[str, Any]:
+    """Evaluate `items`, skipping those already in `out_dir/results.jsonl`, then summarise and report.
+
+    Args:
+        pipeline: the pipeline to evaluate (only its retriever in retrieval-only mode).
+        items: the reference items, already filtered by split and limit.
+        out_dir: the run folder; created if needed.
+        retrieval_only: score retrieval alone, without generating answers.
+        progress: show a progress bar with an ETA on stderr.
+        report: also write report.md and the plots.
+
+    Returns:
+        The summary (also written to summary.json), over `items` only.
+
+    Raises:
+        BadInputError: `out_dir` holds results of a different kind of run or a damaged results file.
+    """
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = {
+        "mode": "retrieval-only" if retrieval_only else "full",
+        "model": None if retrieval_only else pipeline.model_name,
+        "top_k": pipeline.top_k,
+    }
+    _check_run(out_dir, run)
+    results_path = out_dir / RESULTS
+    earlier = read_records(results_path)
+    done = done_keys(earlier)
+    todo = [it for it in items if it.id not in done]
+    if done and progress:
+        print(f"resuming: {len(items) - len(todo)} of {len(items)} items already in {results_path}", file=sys.stderr)
+    bodies = {doc_id: doc.body for doc_id, doc in pipeline.retriever.documents.items()}
+    new: list[dict[str, Any]] = []
+    with open(results_path, "a", encoding="utf-8") as f:
+        for item in tqdm(todo, desc="evaluating", unit="q", disable=not progress, file=sys.stderr):
+            record = evaluate_item(pipeline, item, bodies, retrieval_only)
+            append_record(f, record)
+            new.append(record)
+
+    by_id = {r["id"]: r for r in earlier + new}
+    records = [by_id[it.id] for it in items if it.id in by_id]
+    summary = {**run, **summarise(records)}
+    (out_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if report:
+        from rag.evaluation.report import write_report
+
+        write_report(records, summary, out_dir)
+    return summary

@@ -1,0 +1,273 @@
+"""The document library: list and read the indexed documents, add uploaded files, remove uploads.
+
+Uploads go live in the running retriever and are saved with the index, so they survive a
+restart. A failed upload changes nothing: no file is left behind and the index is untouched.
+Corpus documents are read-only here; this module does not build indexes from scratch
+(`rag.indexing` does) and knows nothing about HTTP or the browser.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.chunking import chunk_document
+from rag.errors import DocumentError, NotFoundError
+from rag.index import IndexData, save_index
+from rag.indexing import expected_manifest, uploads_dir
+from rag.loaders import SUPPORTED_SUFFIXES, load_document
+from rag.retrieval import HybridRetriever
+from rag.settings import Settings
+from rag.types import Chunk, Document
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_ID_CHARS = 80
+
+
+@dataclass
+class DocumentInfo:
+    """What the document list shows: metadata, passage count, and whether a user uploaded it."""
+
+    doc_id: str
+    title: str
+    publisher: str
+    date: str
+    source_url: str
+    licence: str
+    chunks: int
+    uploaded: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "title": self.title,
+            "publisher": self.publisher,
+            "date": self.date,
+            "source_url": self.source_url,
+            "licence": self.licence,
+            "chunks": self.chunks,
+            "uploaded": self.uploaded,
+        }
+
+
+def slugify(name: str) -> str:
+    """A safe document id from a file name stem.
+
+    `slugify("AI Plan (final) v2")` -> `"ai-plan-final-v2"`; `slugify("../../etc")` -> `"etc"`.
+    """
+    ascii_ = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-")
+    return slug[:MAX_ID_CHARS].rstrip("-")
+
+
+def _is_under(path: str, folder: Path) -> bool:
+    if not path:
+        return False
+    try:
+        return Path(path).resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+class DocumentLibrary:
+    """Reads and changes the document set behind a live `HybridRetriever`.
+
+    Every change holds one lock, so two uploads never interleave their index saves.
+    """
+
+    def __init__(self, retriever: HybridRetriever, settings: Settings, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
+        self.retriever = retriever
+        self.settings = settings
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    @property
+    def uploads(self) -> Path:
+        return uploads_dir(self.settings)
+
+    def is_uploaded(self, doc: Document) -> bool:
+        return _is_under(doc.path, self.uploads)
+
+    def _info(self, doc: Document, counts: dict[str, int]) -> DocumentInfo:
+        return DocumentInfo(
+            doc_id=doc.doc_id,
+            title=doc.title,
+            publisher=doc.publisher,
+            date=doc.date,
+            source_url=doc.source_url,
+            licence=doc.licence,
+            chunks=counts.get(doc.doc_id, 0),
+            uploaded=self.is_uploaded(doc),
+        )
+
+    def _counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for c in self.retriever.chunks:
+            counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+        return counts
+
+    def list(self) -> list[DocumentInfo]:
+        """Every indexed document, corpus first (by date, newest first), then uploads.
+
+        Returns:
+            One `DocumentInfo` per document.
+        """
+        counts = self._counts()
+        infos = sorted((self._info(d, counts) for d in self.retriever.documents.values()), key=lambda i: i.title.lower())
+        infos.sort(key=lambda i: i.date, reverse=True)  # ISO dates sort as text; sorts are stable
+        infos.sort(key=lambda i: i.uploaded)
+        return infos
+
+    def get(self, doc_id: str) -> Document:
+        """The document with its full body.
+
+        Raises:
+            NotFoundError: no document has that id.
+        """
+        doc = self.retriever.documents.get(doc_id)
+        if doc is None:
+            raise NotFoundError(f"There is no document with the id “{doc_id}”. The document list shows every id.")
+        return doc
+
+    def info(self, doc_id: str) -> DocumentInfo:
+        """Metadata of one document (see `get` for errors)."""
+        return self._info(self.get(doc_id), self._counts())
+
+    def validate_upload(self, filename: str, size: int) -> tuple[str, str]:
+        """Check an upload's name and size before reading it.
+
+        Args:
+            filename: the name the user's file had; only its stem and suffix are used.
+            size: its size in bytes.
+
+        Returns:
+            `(doc_id, suffix)` for the stored file.
+
+        Raises:
+            DocumentError: unsupported type, empty or too large file, or a name with no usable characters.
+        """
+        name = Path(filename.replace("\\", "/")).name
+        suffix = Path(name).suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            kinds = "PDF, Word (.docx), HTML, Markdown or plain text"
+            raise DocumentError(f"“{name}” is not a file type I can read. Upload a {kinds} file.")
+        if size == 0:
+            raise DocumentError(f"“{name}” is empty.")
+        if size > self.max_bytes:
+            raise DocumentError(
+                f"“{name}” is {size / 1e6:.1f} MB; the limit is {self.max_bytes / 1e6:.0f} MB. "
+                "Split it or upload a smaller file."
+            )
+        doc_id = slugify(Path(name).stem)
+        if not doc_id:
+            raise DocumentError(f"“{name}” needs a file name with letters or digits in it; rename it and try again.")
+        return doc_id, suffix
+
+    def _check_id_free(self, doc_id: str) -> None:
+        existing = self.retriever.documents.get(doc_id)
+        corpus = self.settings.corpus_dir
+        in_corpus_dir = corpus.is_dir() and any(p.stem == doc_id for p in corpus.rglob(f"{doc_id}.*"))
+        on_disk = self.uploads.is_dir() and any(p.stem == doc_id for p in self.uploads.glob(f"{doc_id}.*"))
+        if (existing is not None and self.is_uploaded(existing)) or (existing is None and on_disk):
+            raise DocumentError(
+                f"A document called “{doc_id}” is already uploaded. Remove it first, or rename your file."
+            )
+        if existing is not None or in_corpus_dir:
+            raise DocumentError(
+                f"A corpus document already has the id “{doc_id}”. Rename your file and upload it again."
+            )
+
+    def add(self, filename: str, data: bytes) -> DocumentInfo:
+        """Parse, chunk and index an uploaded file, then save the index.
+
+        The file is parsed in a temporary folder and only copied into the uploads folder once it
+        has parsed and chunked; if indexing or saving fails, the file and the index change are undone.
+
+        Args:
+            filename: the uploaded file's name (its suffix picks the parser; its stem becomes the id).
+            data: the file's bytes.
+
+        Returns:
+            The new document's metadata.
+
+        Raises:
+            DocumentError: the file is rejected (type, size, name clash) or cannot be read.
+        """
+        doc_id, suffix = self.validate_upload(filename, len(data))
+        with self._lock:
+            self._check_id_free(doc_id)
+            with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp:
+                staged = Path(tmp) / f"{doc_id}{suffix}"
+                staged.write_bytes(data)
+                doc = load_document(staged, doc_id)
+                chunks = chunk_document(doc, self.settings.chunk_size, self.settings.chunk_overlap)
+            if not chunks:
+                raise DocumentError(f"“{filename}” holds no text passages to index.")
+            if doc.title == doc_id.replace("-", " "):
+                doc.title = Path(filename.replace("\\", "/")).stem  # the user's own name reads better than a slug
+                for c in chunks:
+                    c.title = doc.title
+
+            final = self.uploads / f"{doc_id}{suffix}"
+            doc.path = str(final)
+            self.uploads.mkdir(parents=True, exist_ok=True)
+            partial = final.with_name(f".{final.name}.part")  # dot files are not read as documents
+            partial.write_bytes(data)
+            os.replace(partial, final)
+            try:
+                self._save(self.retriever.add_documents([doc], chunks))
+            except BaseException:
+                log.exception("upload of %s failed after parsing; undoing it", filename)
+                final.unlink(missing_ok=True)
+                if doc_id in self.retriever.documents:
+                    self.retriever.remove_document(doc_id)
+                raise
+            log.info("added upload %s as %s (%d chunks)", filename, doc_id, len(chunks))
+            return self._info(doc, {doc_id: len(chunks)})
+
+    def remove(self, doc_id: str) -> None:
+        """Remove an uploaded document from the index and the uploads folder, then save the index.
+
+        Raises:
+            NotFoundError: no document has that id.
+            DocumentError: the document is part of the corpus, which cannot be removed here.
+        """
+        with self._lock:
+            doc = self.get(doc_id)
+            if not self.is_uploaded(doc):
+                raise DocumentError(
+                    f"“{doc.title}” is part of the document corpus and cannot be removed; "
+                    "only uploaded documents can."
+                )
+            chunks: list[Chunk] = [c for c in self.retriever.chunks if c.doc_id == doc_id]
+            path = Path(doc.path)
+            saved = path.read_bytes() if path.is_file() else None
+            path.unlink(missing_ok=True)
+            try:
+                self._save(self.retriever.remove_document(doc_id))
+            except BaseException:
+                log.exception("removing %s failed; restoring it", doc_id)
+                if saved is not None:
+                    path.write_bytes(saved)
+                if doc_id not in self.retriever.documents:
+                    self.retriever.add_documents([doc], chunks)
+                raise
+            log.info("removed upload %s", doc_id)
+
+    def _save(self, data: IndexData) -> None:
+        """Save the live index, stamped with the hash of the files now on disk so it is not stale."""
+        expected = expected_manifest(self.settings, self.retriever.embedder)
+        data.manifest["corpus_hash"] = expected["corpus_hash"]
+        data.manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        save_index(self.settings.index_dir, data)
+

@@ -1,0 +1,180 @@
+"""`POST /v1/chat/completions` in the OpenAI wire format, so the OpenAI SDK, LangChain's
+`ChatOpenAI` and chat front ends can use the document QA as if it were a model.
+
+The last user message is the question and earlier user/assistant turns are the history; the
+reply's content is the checked answer and a top-level `sources` list carries its citations.
+Streaming sends only checked text: the answer goes out once the citation check has passed, so
+a client never shows a sentence that is later dropped. `max_tokens` and `temperature` are
+accepted for compatibility but the server's settings decide them (requests share one model).
+This module does not retrieve or generate; it translates to and from `RagPipeline.stream`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse
+
+from rag.errors import BadInputError, RagError
+from rag.metrics import Metrics
+from rag.pipeline import RagPipeline
+from rag.threaded import iterate_in_thread
+from rag.types import Answer
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    # A string, or a list of content parts (`[{"type": "text", "text": "..."}]`) as newer clients send.
+    content: str | list[dict[str, Any]] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # n, top_p, user, ... are accepted and ignored
+
+    model: str | None = Field(None, max_length=200)
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=200)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    stream_options: StreamOptions | None = None
+
+
+def message_text(m: ChatMessage) -> str:
+    """The text of a message: `content` itself, or its text parts joined by newlines."""
+    if isinstance(m.content, str):
+        return m.content
+    parts = m.content or []
+    return "\n".join(str(p.get("text", "")) for p in parts if p.get("type") in (None, "text"))
+
+
+def split_messages(messages: list[ChatMessage]) -> tuple[str, list[dict[str, str]]]:
+    """The question (the last message, which must be the user's) and the user/assistant history.
+
+    Raises:
+        BadInputError: the last message is not from the user.
+    """
+    if messages[-1].role != "user":
+        raise BadInputError("The last message must be the user's question.")
+    history = [
+        {"role": m.role, "content": _strip_markers(message_text(m))}
+        for m in messages[:-1]
+        if m.role in ("user", "assistant") and message_text(m).strip()
+    ]
+    return message_text(messages[-1]), history
+
+
+def _strip_markers(text: str) -> str:
+    """Earlier answers carry [n] markers that mean nothing in a new question's passages."""
+    return re.sub(r"\s*\[\d+\]", "", text)
+
+
+def _usage(answer: Answer) -> dict[str, int]:
+    # Prompt tokens are not counted by every backend; the completion count is the pieces generated.
+    return {"prompt_tokens": 0, "completion_tokens": answer.tokens, "total_tokens": answer.tokens}
+
+
+def completion(answer: Answer, cid: str, created: int) -> dict[str, Any]:
+    """A `chat.completion` object carrying the checked answer and its `sources`."""
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": answer.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer.answer, "refusal": None},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": _usage(answer),
+        "sources": [c.to_dict() for c in answer.citations],
+        "refused": answer.refused,
+    }
+
+
+def _chunk(cid: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+    }
+
+
+def word_pieces(text: str) -> list[str]:
+    """`word_pieces("A b [1].")` -> `["A ", "b ", "[1]."]`: what a streaming client expects to see."""
+    return re.findall(r"\S+\s*|\s+", text)
+
+
+def make_router(pipeline: RagPipeline, metrics: Metrics) -> APIRouter:
+    """The `/v1` routes."""
+    router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+
+    @router.post("/chat/completions", summary="Answer the last user message, OpenAI chat format")
+    async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
+        question, history = split_messages(req.messages)
+        cid = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        events = iterate_in_thread(pipeline.stream(question, history))
+        # Wait for the first event before answering, so bad input is a JSON 4xx, not a broken stream.
+        first = await anext(events)
+
+        if not req.stream:
+            answer = first.data if first.kind == "answer" else None
+            async for ev in events:
+                if ev.kind == "answer":
+                    answer = ev.data
+            assert answer is not None
+            metrics.observe_answer(answer, "openai")
+            return completion(answer, cid, created)
+
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        model = pipeline.model_name
+
+        async def sse() -> AsyncIterator[dict[str, str]]:
+            yield {"data": json.dumps(_chunk(cid, created, model, {"role": "assistant", "content": ""}))}
+            answer = first.data if first.kind == "answer" else None
+            try:
+                async for ev in events:
+                    if ev.kind == "answer":
+                        answer = ev.data
+            except RagError as e:
+                yield {"data": json.dumps({"error": {"code": e.code, "message": str(e)}})}
+                yield {"data": "[DONE]"}
+                return
+            finally:
+                await events.aclose()  # a client that hung up stops the generation
+            assert answer is not None
+            metrics.observe_answer(answer, "openai")
+            for piece in word_pieces(answer.answer):
+                yield {"data": json.dumps(_chunk(cid, created, answer.model, {"content": piece}))}
+            final = _chunk(cid, created, answer.model, {}, "stop")
+            final["sources"] = [c.to_dict() for c in answer.citations]
+            yield {"data": json.dumps(final)}
+            if include_usage:
+                usage = {**_chunk(cid, created, answer.model, {}), "choices": [], "usage": _usage(answer)}
+                yield {"data": json.dumps(usage)}
+            yield {"data": "[DONE]"}
+
+        return EventSourceResponse(sse(), ping=15)
+
+    return router

@@ -1,0 +1,55 @@
+from rag.citations import CitationChecker, best_quote, lexical_support, parse_markers, split_sentences
+from rag.prompts import REFUSAL
+from rag.types import Chunk, Hit
+from tests.fakes import HashEmbedder
+
+
+def hits() -> list[Hit]:
+    texts = [
+        ("a", "Intro line. OpenAI may provide technology to education, defence, security and justice. Other."),
+        ("b", "The London office of OpenAI employs over 100 staff."),
+    ]
+    return [
+        Hit(Chunk(f"{d}#0", d, t, 100, 100 + len(t), title=d.upper(), source_url=f"https://x/{d}"), 1.0)
+        for d, t in texts
+    ]
+
+
+def test_split_and_parse_markers():
+    assert split_sentences("A is b. [1] C is d [2].") == ["A is b. [1]", "C is d [2]."]
+    assert parse_markers("X grew [1, 3].") == ("X grew.", [1, 3])
+    assert parse_markers("X [2][1] grew.") == ("X grew.", [2, 1])
+
+
+def test_lexical_support_and_best_quote():
+    assert lexical_support("OpenAI hires staff", "OpenAI will hire more staff") == 1.0
+    passage = hits()[0].chunk.text
+    s, e = best_quote(passage, ["education and defence"])
+    assert passage[s:e] == "OpenAI may provide technology to education, defence, security and justice."
+
+
+def test_checker_renumbers_repairs_and_drops():
+    checker = CitationChecker(HashEmbedder(), threshold=0.45)
+    raw = (
+        "OpenAI employs over 100 staff in London [2]. "
+        "OpenAI may provide technology to education and defence [7]. "
+        "The moon is made of cheese [1]."
+    )
+    out = checker.check(raw, hits())
+    assert not out.refused
+    # [7] pointed at no passage: re-pointed to the supporting passage; cheese dropped; renumbered 1, 2
+    assert out.text == (
+        "OpenAI employs over 100 staff in London [1]. OpenAI may provide technology to education and defence [2]."
+    )
+    assert [(c.n, c.doc_id) for c in out.citations] == [(1, "b"), (2, "a")]
+    c2 = out.citations[1]
+    assert c2.quote.startswith("OpenAI may provide") and c2.start == 100 + len("Intro line. ")
+    assert [s.supported for s in out.sentences] == [True, True, False]
+
+
+def test_flag_mode_keeps_unsupported_sentence_and_refusal_passes_through():
+    checker = CitationChecker(HashEmbedder(), threshold=0.45, unsupported="flag")
+    out = checker.check("OpenAI employs over 100 staff [2]. Bananas are blue [1].", hits())
+    assert "Bananas are blue" in out.text and not out.sentences[1].supported
+    assert checker.check(REFUSAL, hits()).refused
+    assert CitationChecker(HashEmbedder()).check("Bananas are blue [1].", hits()).refused
