@@ -40,15 +40,17 @@ class CheckedAnswer:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences with their markers; a marker after the full stop stays with its sentence.
+    """Sentences with their markers; a marker after the full stop stays with its sentence, unless
+    that sentence has markers of its own (then the marker leads the next one, as small models write).
 
-    `split_sentences("A is b. [1] C is d [2].")` -> `["A is b. [1]", "C is d [2]."]`.
+    `split_sentences("A is b. [1] C is d [2].")` -> `["A is b. [1]", "C is d [2]."]`;
+    `split_sentences("[1] A is b.\n[2] C is d.")` -> `["[1] A is b.", "[2] C is d."]`.
     """
     pieces = [p.strip() for p in _SPLIT.split(text.strip()) if p and p.strip()]
     out: list[str] = []
     for p in pieces:
         m = _LEADING_MARKERS.match(p)
-        if m and out:
+        if m and out and not _MARKER.search(out[-1]):
             out[-1] = out[-1] + " " + m.group(1).strip()
             p = p[m.end() :].strip()
         if p:
@@ -80,6 +82,22 @@ def lexical_support(claim: str, passage: str) -> float:
     """
     c = set(tokenize(claim))
     return len(c & set(tokenize(passage))) / len(c) if c else 0.0
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers as written, without thousands separators: `numbers("£1,500m in 2025")` -> `{"1500", "2025"}`."""
+    return {m.group(0).replace(",", "").rstrip(".") for m in _NUMBER.finditer(text)}
+
+
+def numbers_supported(claim: str, passage: str) -> bool:
+    """Every number in the claim appears in the passage; a made-up figure fails however fluent.
+
+    `numbers_supported("200 bids came in", "Bids came from Scotland")` -> False.
+    """
+    return numbers(claim) <= numbers(passage)
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -116,7 +134,8 @@ def best_quote(passage: str, claims: list[str]) -> tuple[int, int]:
 
 
 class CitationChecker:
-    """Scores sentences as 0.5 * lexical overlap + 0.5 * embedding cosine against a passage."""
+    """Scores sentences as 0.5 * lexical overlap + 0.5 * embedding cosine against a passage,
+    and zero when the sentence states a number the passage does not hold."""
 
     def __init__(self, embedder: Embedder | None, threshold: float = 0.45, unsupported: str = "drop") -> None:
         self.embedder = embedder
@@ -126,11 +145,12 @@ class CitationChecker:
     def _scores(self, claims: list[str], hits: list[Hit]) -> np.ndarray:
         """`scores[i, j]`: support of claim i by passage j."""
         lex = np.array([[lexical_support(c, h.chunk.text) for h in hits] for c in claims], dtype=np.float32)
+        nums = np.array([[numbers_supported(c, h.chunk.text) for h in hits] for c in claims], dtype=np.float32)
         if self.embedder is None or not claims or not hits:
-            return lex
+            return lex * nums
         cv = self.embedder.embed_documents(claims)
         pv = self.embedder.embed_documents([h.chunk.text for h in hits])
-        return 0.5 * lex + 0.5 * np.clip(cv @ pv.T, 0.0, 1.0)
+        return (0.5 * lex + 0.5 * np.clip(cv @ pv.T, 0.0, 1.0)) * nums
 
     def check(self, raw: str, hits: list[Hit]) -> CheckedAnswer:
         """Check `raw` (the model's text, markers numbered from 1 over `hits`).

@@ -199,6 +199,15 @@ class OpenAICompatGenerator:
             raise self._fail(e) from e
 
 
+class NoGenerator:
+    """Stands in where only retrieval is needed; answering with it is an error, not a guess."""
+
+    name = "none"
+
+    def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
+        raise GenerationError("no answer model is loaded in this retrieval-only run")
+
+
 def resolve_model_path(settings: Settings, progress: bool = True) -> Path:
     """The model file or folder the settings name: `model_path`, else the packaged `model`."""
     if settings.model_path is not None:

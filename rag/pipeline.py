@@ -68,8 +68,16 @@ class RagPipeline:
         self.rewrite_followups = rewrite_followups
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, *, rebuild_index: bool = False) -> RagPipeline:
+    def from_settings(
+        cls, settings: Settings | None = None, *, rebuild_index: bool = False, generator: Generator | None = None
+    ) -> RagPipeline:
         """Build the real pipeline: packaged embedder, saved index, configured generator.
+
+        Args:
+            settings: defaults to `Settings()` (the `RAG_*` environment).
+            rebuild_index: build the index first when it is missing or stale.
+            generator: use this instead of building the configured one (e.g. `NoGenerator()`
+                for retrieval-only work, which then loads no model).
 
         Raises:
             IndexMissingError, IndexStaleError: the index needs (re)building and `rebuild_index` is off.
@@ -85,7 +93,7 @@ class RagPipeline:
         retriever = HybridRetriever(data, embedder, s.candidates, s.rrf_k, s.dedup_threshold)
         return cls(
             retriever,
-            make_generator(s),
+            generator or make_generator(s),
             CitationChecker(embedder, s.support_threshold, s.unsupported),
             top_k=s.top_k,
             max_new_tokens=s.max_new_tokens,

@@ -53,3 +53,17 @@ def test_flag_mode_keeps_unsupported_sentence_and_refusal_passes_through():
     assert "Bananas are blue" in out.text and not out.sentences[1].supported
     assert checker.check(REFUSAL, hits()).refused
     assert CitationChecker(HashEmbedder()).check("Bananas are blue [1].", hits()).refused
+
+
+def test_numbers_must_appear_in_the_cited_passage():
+    from rag.citations import numbers, numbers_supported
+
+    assert numbers("£1,500m in 2025, up 2.5%.") == {"1500", "2025", "2.5"}
+    assert numbers_supported("over 100 staff", "which employs over 100 staff")
+    assert not numbers_supported("more than 1,000 new jobs", "which employs over 100 staff")
+    out = CitationChecker(HashEmbedder()).check("The London office of OpenAI employs over 1,000 staff [2].", hits())
+    assert out.refused
+
+
+def test_leading_markers_stay_with_their_own_line():
+    assert split_sentences("[1] Education.\n[2] Defence.") == ["[1] Education.", "[2] Defence."]

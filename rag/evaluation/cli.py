@@ -33,7 +33,7 @@ def _check(path: Path, corpus_dir: Path) -> int:
     for e in errors:
         print(f"{path}: {e}")
     if errors:
-        print(f"{len(errors)} problems in {len(parsed)} items", file=sys.stderr)
+        print(f"{len(errors)} problems in {len(parsed)} items")
         return 1
     items = [QAItem.from_dict(d) for d in parsed]
     for key, value in coverage(items).items():
@@ -41,10 +41,7 @@ def _check(path: Path, corpus_dir: Path) -> int:
     problems = check_coverage(items)
     for p in problems:
         print(f"coverage: {p}")
-    print(
-        f"{len(items)} items valid; {'coverage minimums not met' if problems else 'coverage minimums met'}",
-        file=sys.stderr,
-    )
+    print(f"{len(items)} items valid; {'coverage minimums not met' if problems else 'coverage minimums met'}")
     return 1 if problems else 0
 
 
@@ -135,11 +132,9 @@ def _run_eval(args: argparse.Namespace, settings: Settings) -> int:
     items = select_items(load_qaset(args.questions, settings.corpus_dir), args.split, args.limit)
     if not items:
         raise BadInputError(f"{args.questions}: no items in split {args.split!r}")
-    if args.retrieval_only:
-        # The generator is never called here; the OpenAI-compatible client connects lazily, so
-        # choosing it keeps a GGUF model from being assembled and loaded just to sit idle.
-        settings = settings.model_copy(update={"backend": "openai"})
-    pipe = RagPipeline.from_settings(settings)
+    from rag.generation import NoGenerator
+
+    pipe = RagPipeline.from_settings(settings, generator=NoGenerator() if args.retrieval_only else None)
     summary = run_eval(pipe, items, args.out, retrieval_only=args.retrieval_only, progress=not args.quiet)
     for key, value in summary.items():
         if value is not None:

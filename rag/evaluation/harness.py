@@ -51,7 +51,20 @@ def _base(item: QAItem) -> dict[str, Any]:
 
 
 def evaluate_item(pipeline: RagPipeline, item: QAItem, bodies: dict[str, str], retrieval_only: bool) -> dict[str, Any]:
-    """Run one item through the pipeline (or only its retriever) and return its scored record."""
+    """Run one item through the pipeline (or only its retriever) and return its scored record.
+
+    Args:
+        pipeline: the pipeline under test.
+        item: the reference item; its history goes to the pipeline with the question.
+        bodies: document bodies by doc id, to locate the gold quotes.
+        retrieval_only: retrieve for `retrieval_query(item)` instead of answering.
+
+    Returns:
+        The record written to results.jsonl (see evals/README.md).
+
+    Raises:
+        RagError: the pipeline failed (the run stops; rerunning resumes).
+    """
     quotes = quote_spans(item, bodies)
     record = _base(item)
     if retrieval_only:

@@ -46,7 +46,7 @@ def plot_latency(records: Sequence[Mapping[str, Any]], path: Path) -> Path:
 
 
 def plot_metrics_by_type(by_type: Mapping[str, Mapping[str, Any]], metrics: Sequence[str], path: Path) -> Path:
-    """One bar chart per metric, one bar per question type (a type without the metric has no bar)."""
+    """One bar chart per metric, one bar per question type, labelled with its value (or n/a)."""
     plt = _pyplot()
     types = list(by_type)
     cols = 3
@@ -54,13 +54,11 @@ def plot_metrics_by_type(by_type: Mapping[str, Mapping[str, Any]], metrics: Sequ
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics, strict=False):
         values = [by_type[t].get(metric) for t in types]
-        ax.bar(
-            types,
-            [v if v is not None else 0.0 for v in values],
-            color=["tab:blue" if v is not None else "lightgrey" for v in values],
-        )
+        bars = ax.bar(types, [v if v is not None else 0.0 for v in values], color="tab:blue")
+        # Label every bar, so a zero and a metric that does not apply to a type look different.
+        ax.bar_label(bars, labels=["n/a" if v is None else f"{v:.2f}" for v in values], fontsize=7)
         ax.set_title(metric)
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.15)  # room for the labels above full bars
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,9 @@ def item_score(record: Mapping[str, Any]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def grouped(records: Sequence[Mapping[str, Any]], key) -> dict[str, dict[str, Any]]:
+def grouped(
+    records: Sequence[Mapping[str, Any]], key: Callable[[Mapping[str, Any]], list[str]]
+) -> dict[str, dict[str, Any]]:
     """`summarise` over the records of each group; `key(record)` returns the group names of a record."""
     groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:

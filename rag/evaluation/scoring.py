@@ -73,7 +73,17 @@ def _chunk_span(hit: Hit) -> m.Span:
 
 
 def score_retrieval(item: QAItem, hits: Sequence[Hit], quotes: list[list[m.Span]]) -> dict[str, Any]:
-    """Retrieval scores of one item (all None for an unanswerable item: it has no gold documents)."""
+    """Retrieval scores of one item.
+
+    Args:
+        item: the reference item.
+        hits: the retrieved passages, best first.
+        quotes: the item's gold quote spans, from `quote_spans`.
+
+    Returns:
+        hit_at_1, hit_at_5, recall_at_5, mrr and quote_recall_at_5; all None for an unanswerable
+        item, which has no gold documents.
+    """
     if not item.answerable:
         return {k: None for k in ("hit_at_1", "hit_at_5", "recall_at_5", "mrr", "quote_recall_at_5")}
     docs = [h.chunk.doc_id for h in hits]
@@ -114,7 +124,18 @@ def claims(answer: Answer, quotes: list[list[m.Span]]) -> list[m.Claim] | None:
 
 
 def score_answer(item: QAItem, answer: Answer, quotes: list[list[m.Span]]) -> dict[str, Any]:
-    """Every per-item score of a generated answer: retrieval, answer quality, citations, refusal, timing."""
+    """Every per-item score of a generated answer.
+
+    Args:
+        item: the reference item.
+        answer: what `RagPipeline.ask` returned for it.
+        quotes: the item's gold quote spans, from `quote_spans`.
+
+    Returns:
+        The retrieval scores plus key_fact_accuracy, answer_f1, rouge_l, citation_validity,
+        citation_precision, citation_recall (None where undefined), refused, answerable, and the
+        timings and token count that `summarise` turns into speed figures.
+    """
     scores = score_retrieval(item, answer.retrieved, quotes)
     text = m.strip_markers(answer.answer)
     good = None if not item.answerable else m.key_facts_present("" if answer.refused else text, item.key_facts)
@@ -134,8 +155,9 @@ def score_answer(item: QAItem, answer: Answer, quotes: list[list[m.Span]]) -> di
         ttft_s=t.ttft_s if generated else None,
         total_s=t.total_s,
         tokens=answer.tokens,
-        # From the passages being ready to the checked answer: prompt reading, decoding and the check.
-        generation_s=(t.total_s - t.retrieve_s) if generated else None,
+        # Decoding after the first token (whose wait, prompt reading included, is the TTFT), plus
+        # the citation check; tokens_per_s divides the tokens after the first by this.
+        decode_s=(t.total_s - t.ttft_s) if generated else None,
     )
     return scores
 
@@ -164,6 +186,6 @@ def summarise(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         values = [s[key] for s in scores if s.get(key) is not None]
         out[f"{name}_p50_s"] = m.percentile(values, 50)
         out[f"{name}_p95_s"] = m.percentile(values, 95)
-    timed = [s for s in scores if s.get("generation_s") is not None]
-    out["tokens_per_s"] = m.tokens_per_s([s["tokens"] for s in timed], [s["generation_s"] for s in timed])
+    timed = [s for s in scores if s.get("decode_s") is not None]
+    out["tokens_per_s"] = m.tokens_per_s([max(s["tokens"] - 1, 0) for s in timed], [s["decode_s"] for s in timed])
     return out
