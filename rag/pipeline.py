@@ -90,7 +90,7 @@ class RagPipeline:
         s = settings or Settings()
         embedder = SentenceTransformerEmbedder()
         data = open_index(s, embedder, rebuild=rebuild_index)
-        retriever = HybridRetriever(data, embedder, s.candidates, s.rrf_k, s.dedup_threshold)
+        retriever = HybridRetriever(data, embedder, s.candidates, s.rrf_k, s.dedup_threshold, s.retrieval_mode)
         return cls(
             retriever,
             generator or make_generator(s),

@@ -49,7 +49,11 @@ class HybridRetriever:
         candidates: int = 30,
         rrf_k: int = 60,
         dedup_threshold: float = 0.85,
+        mode: str = "hybrid",
     ) -> None:
+        if mode not in ("hybrid", "dense", "lexical"):
+            raise ValueError(f"unknown retrieval mode {mode!r}")
+        self.mode = mode
         self.embedder = embedder
         self.candidates = candidates
         self.rrf_k = rrf_k
@@ -75,7 +79,10 @@ class HybridRetriever:
         with self._lock:
             data, bm25 = self.data, self._bm25
         dense = data.vectors.search(qv, self.candidates)
-        lexical = bm25.search(query, self.candidates)
+        lexical = bm25.search(query, self.candidates) if self.mode != "dense" else []
+        best_dense = dense[0][1] if dense else -1.0
+        if self.mode == "lexical":
+            dense = []
         dense_rank = {row: r for r, (row, _) in enumerate(dense, 1)}
         lex_rank = {row: r for r, (row, _) in enumerate(lexical, 1)}
         fused = rrf([[row for row, _ in dense], [row for row, _ in lexical]], self.rrf_k)
@@ -91,7 +98,7 @@ class HybridRetriever:
             hits.append(Hit(chunk, score, dense_rank.get(row), lex_rank.get(row)))
             if len(hits) == k:
                 break
-        return RetrievalResult(hits, dense[0][1] if dense else -1.0)
+        return RetrievalResult(hits, best_dense)
 
     def add_documents(self, docs: list[Document], chunks: list[Chunk]) -> IndexData:
         """Append documents and their chunks (embedding them); returns the new in-memory index."""

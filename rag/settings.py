@@ -33,10 +33,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")  # uploads and feedback
 
     # Chunking (changing these makes the index stale).
-    chunk_size: int = Field(900, ge=100, le=8000)
-    chunk_overlap: int = Field(120, ge=0, le=2000)
+    chunk_size: int = Field(500, ge=100, le=8000)
+    chunk_overlap: int = Field(100, ge=0, le=2000)
 
     # Retrieval.
+    retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     top_k: int = Field(5, ge=1, le=50)  # passages given to the model
     candidates: int = Field(30, ge=1, le=500)  # per retriever, before fusion
     rrf_k: int = Field(60, ge=1)
