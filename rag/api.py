@@ -117,15 +117,18 @@ def create_app(
         history = [t.model_dump() for t in req.history]
         events = iterate_in_thread(pipeline.stream(req.question, history, req.top_k))
         first = await anext(events)  # bad input raises here, as a JSON error rather than a broken stream
-        if not req.stream:
-            answer = first.data if first.kind == "answer" else None
+        if req.stream:
+            return EventSourceResponse(_ask_events(first, events, metrics), ping=15)
+        answer = first.data if first.kind == "answer" else None
+        try:
             async for ev in events:
                 if ev.kind == "answer":
                     answer = ev.data
-            assert answer is not None
-            metrics.observe_answer(answer)
-            return answer.to_dict()
-        return EventSourceResponse(_ask_events(first, events, metrics), ping=15)
+        finally:
+            await events.aclose()  # a client that hung up stops the generation
+        assert answer is not None
+        metrics.observe_answer(answer)
+        return answer.to_dict()
 
     @api.get("/search", summary="The passages retrieval finds for a query, with scores")
     async def search(
@@ -186,10 +189,13 @@ def create_app(
             form = await request.form(max_files=1, max_fields=5)
         except Exception as e:  # malformed multipart bodies raise several types
             raise DocumentError("Send the file as multipart/form-data in a field called `file`.") from e
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise DocumentError("Send the file as multipart/form-data in a field called `file`.")
-        data = await upload.read(library.max_bytes + 1)
+        try:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise DocumentError("Send the file as multipart/form-data in a field called `file`.")
+            data = await upload.read(library.max_bytes + 1)
+        finally:
+            await form.close()  # removes the spooled temporary file
         info = await run_in_threadpool(library.add, upload.filename or "upload", data)
         return info.to_dict()
 

@@ -31,6 +31,9 @@ _REFUSAL_LIKE = re.compile(
 )
 
 
+TERSE_WORDS = 3  # claims with fewer content words than this are scored with their question
+
+
 @dataclass
 class CheckedAnswer:
     text: str
@@ -142,18 +145,22 @@ class CitationChecker:
         self.threshold = threshold
         self.unsupported = unsupported
 
-    def _scores(self, claims: list[str], hits: list[Hit]) -> np.ndarray:
+    def _scores(self, claims: list[str], hits: list[Hit], question: str = "") -> np.ndarray:
         """`scores[i, j]`: support of claim i by passage j."""
-        lex = np.array([[lexical_support(c, h.chunk.text) for h in hits] for c in claims], dtype=np.float32)
         nums = np.array([[numbers_supported(c, h.chunk.text) for h in hits] for c in claims], dtype=np.float32)
+        claims = [f"{question} {c}" if question and len(tokenize(c)) < TERSE_WORDS else c for c in claims]
+        lex = np.array([[lexical_support(c, h.chunk.text) for h in hits] for c in claims], dtype=np.float32)
         if self.embedder is None or not claims or not hits:
             return lex * nums
         cv = self.embedder.embed_documents(claims)
         pv = self.embedder.embed_documents([h.chunk.text for h in hits])
         return (0.5 * lex + 0.5 * np.clip(cv @ pv.T, 0.0, 1.0)) * nums
 
-    def check(self, raw: str, hits: list[Hit]) -> CheckedAnswer:
+    def check(self, raw: str, hits: list[Hit], question: str = "") -> CheckedAnswer:
         """Check `raw` (the model's text, markers numbered from 1 over `hits`).
+
+        A terse claim ("5 [1]") is scored together with the question it answers, since on its
+        own it has too few words to match anything; its numbers must still be in the passage.
 
         Returns:
             The cleaned answer with renumbered markers, its citations, and a verdict per sentence.
@@ -164,7 +171,7 @@ class CitationChecker:
 
         parsed = [parse_markers(s) for s in sentences]
         claims = [bare for bare, _ in parsed]
-        scores = self._scores(claims, hits)
+        scores = self._scores(claims, hits, question)
 
         kept: list[tuple[str, list[int]]] = []  # (sentence, 0-based passage indices)
         checks: list[SentenceCheck] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,9 +52,12 @@ class LlamaCppGenerator:
             raise ModelMissingError(f"model file {model_path} does not exist")
         self.name = Path(model_path).stem
         self.seed = seed
+        # llama-cpp-python defaults to half the cores for decoding; on a 2-core machine that is one.
+        threads = n_threads or os.cpu_count() or 1
         try:
             self._llm = Llama(
-                model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False
+                model_path=str(model_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                seed=seed, verbose=False,
             )
         except (ValueError, RuntimeError) as e:
             raise ModelMissingError(f"llama.cpp could not load {model_path}: {e}") from e

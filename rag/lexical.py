@@ -35,7 +35,7 @@ def stem(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """`tokenize("The UK's data centres")` -> `["uk", "data", "centre"]`."""
-    return [stem(w) for w in _WORD.findall(text.lower().replace("’", "'")) if w not in STOP_WORDS and len(w) > 1]
+    return [stem(w) for w in _WORD.findall(text.lower().replace("’", "'")) if w not in STOP_WORDS and (len(w) > 1 or w.isdigit())]
 
 
 class BM25Index:

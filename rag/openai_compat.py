@@ -140,9 +140,12 @@ def make_router(pipeline: RagPipeline, metrics: Metrics) -> APIRouter:
 
         if not req.stream:
             answer = first.data if first.kind == "answer" else None
-            async for ev in events:
-                if ev.kind == "answer":
-                    answer = ev.data
+            try:
+                async for ev in events:
+                    if ev.kind == "answer":
+                        answer = ev.data
+            finally:
+                await events.aclose()  # a client that hung up stops the generation
             assert answer is not None
             metrics.observe_answer(answer, "openai")
             return completion(answer, cid, created)

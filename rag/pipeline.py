@@ -171,7 +171,7 @@ class RagPipeline:
             pieces.append(piece)
             yield StreamEvent("token", piece)
         raw = "".join(pieces)
-        checked = self.checker.check(raw, hits)
+        checked = self.checker.check(raw, hits, standalone)
         timings.total_s = time.perf_counter() - t0
         yield StreamEvent(
             "answer",

@@ -67,3 +67,11 @@ def test_numbers_must_appear_in_the_cited_passage():
 
 def test_leading_markers_stay_with_their_own_line():
     assert split_sentences("[1] Education.\n[2] Defence.") == ["[1] Education.", "[2] Defence."]
+
+
+def test_terse_answer_is_scored_with_its_question():
+    passage = [Hit(Chunk("g#0", "g", "The government has designated 5 AI Growth Zones so far.", 0, 56), 1.0)]
+    checker = CitationChecker(HashEmbedder(), threshold=0.45)
+    out = checker.check("5 [1]", passage, question="How many AI Growth Zones have been designated?")
+    assert not out.refused and out.text == "5 [1]"
+    assert checker.check("7 [1]", passage, question="How many AI Growth Zones have been designated?").refused

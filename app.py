@@ -1,0 +1,49 @@
+"""Run the browser chat and the HTTP API: `python app.py`, then open http://127.0.0.1:7860/.
+
+The page says the model is loading while this process builds (or checks) the index, loads the
+model and warms it with one short generation; then the chat appears at "/" and the API beside it.
+Host and port come from RAG_HOST and RAG_PORT.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import uvicorn
+
+from rag.errors import RagError
+from rag.pipeline import RagPipeline
+from rag.serving import WarmupApp, build_app
+from rag.settings import Settings
+
+log = logging.getLogger("app")
+
+
+def load(server: WarmupApp, settings: Settings) -> None:
+    """Build and warm the pipeline, then hand the full app to the running server."""
+    try:
+        pipeline = RagPipeline.from_settings(settings, rebuild_index=True)
+        pipeline.generator.generate([{"role": "user", "content": "Say OK."}], max_tokens=2)
+        server.ready(build_app(pipeline, settings))
+    except RagError as e:
+        log.error("could not start: %s", e)
+        server.failed(str(e))
+    except Exception:
+        log.exception("could not start")
+        server.failed("an unexpected error stopped the app from starting; the server log has the details.")
+
+
+def main() -> None:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from an offline app
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    server = WarmupApp()
+    threading.Thread(target=load, args=(server, settings), name="load-model", daemon=True).start()
+    log.info("serving on http://%s:%d/ (the page shows progress while the model loads)", settings.host, settings.port)
+    uvicorn.run(server, host=settings.host, port=settings.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

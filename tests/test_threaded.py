@@ -1,0 +1,63 @@
+"""iterate_in_thread: items in order, errors re-raised, and an abandoned generator is closed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from rag.threaded import iterate_in_thread
+
+
+def collect(gen) -> list:
+    async def main() -> list:
+        return [x async for x in iterate_in_thread(gen)]
+
+    return asyncio.run(main())
+
+
+def test_items_arrive_in_order_from_another_thread():
+    threads = set()
+
+    def gen():
+        for i in range(5):
+            threads.add(threading.get_ident())
+            yield i
+
+    assert collect(gen()) == [0, 1, 2, 3, 4]
+    assert threading.get_ident() not in threads
+
+
+def test_errors_are_raised_in_the_consumer():
+    def gen():
+        yield 1
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        collect(gen())
+
+
+def test_abandoned_iteration_stops_and_closes_the_generator():
+    closed = threading.Event()
+    produced = []
+
+    def gen():
+        try:
+            for i in range(10_000):
+                produced.append(i)
+                time.sleep(0.001)
+                yield i
+        finally:
+            closed.set()
+
+    async def main() -> int:
+        items = iterate_in_thread(gen())
+        first = await anext(items)
+        await items.aclose()
+        return first
+
+    assert asyncio.run(main()) == 0
+    assert closed.wait(5)
+    assert len(produced) < 10_000
