@@ -39,8 +39,12 @@ def main() -> None:
     print("| chunk size | chunks | mode | k | " + " | ".join(KEYS) + " |")
     print("|---" * (4 + len(KEYS)) + "|")
     for size in [int(x) for x in a.sizes.split(",")]:
-        s = Settings(corpus_dir=ROOT / "corpus", index_dir=ROOT / f".cache/sweep-index-{size}",
-                     chunk_size=size, chunk_overlap=min(120, size // 5))
+        s = Settings(
+            corpus_dir=ROOT / "corpus",
+            index_dir=ROOT / f".cache/sweep-index-{size}",
+            chunk_size=size,
+            chunk_overlap=min(120, size // 5),
+        )
         t0 = time.perf_counter()
         data = build_index(s, emb, progress=False)
         build_s = time.perf_counter() - t0

@@ -50,8 +50,17 @@ def child_answer(index_dir: str, model: str, n: int) -> dict:
     for q in (QUESTIONS * 3)[:n]:
         a = pipe.ask(q)
         gen_s = max(a.timings.total_s - a.timings.ttft_s, 1e-9)
-        rows.append({"q": q, "ttft": a.timings.ttft_s, "total": a.timings.total_s, "retrieve": a.timings.retrieve_s,
-                     "tokens": a.tokens, "tps": a.tokens / gen_s if a.tokens > 1 else 0.0, "refused": a.refused})
+        rows.append(
+            {
+                "q": q,
+                "ttft": a.timings.ttft_s,
+                "total": a.timings.total_s,
+                "retrieve": a.timings.retrieve_s,
+                "tokens": a.tokens,
+                "tps": a.tokens / gen_s if a.tokens > 1 else 0.0,
+                "refused": a.refused,
+            }
+        )
     return {"load_s": load_s, "rows": rows}
 
 
@@ -86,13 +95,17 @@ def main() -> None:
     ttft = [r["ttft"] for r in rows if not r["refused"] or r["tokens"]]
     total = [r["total"] for r in rows]
     tps = [r["tps"] for r in rows if r["tps"]]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?")
     lines = [
         f"\n## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — {a.model}, commit {commit}\n",
         f"Machine: {os.cpu_count()} cores ({cpu}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}\n",
-        "| measure | value |", "|---|---|",
+        "| measure | value |",
+        "|---|---|",
         f"| index build ({idx['chunks']} chunks, cold process) | {idx['build_s']:.1f} s |",
         f"| index build peak RSS | {idx_rss:.0f} MB |",
         f"| pipeline load (embedder + index + model) | {ans['load_s']:.1f} s |",

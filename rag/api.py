@@ -182,9 +182,7 @@ def create_app(
         # Parsed by hand so an oversized body is refused before it is spooled to disk.
         length = int(request.headers.get("content-length") or 0)
         if length > library.max_bytes + UPLOAD_OVERHEAD:
-            raise DocumentError(
-                f"The upload is {length / 1e6:.1f} MB; the limit is {library.max_bytes / 1e6:.0f} MB."
-            )
+            raise DocumentError(f"The upload is {length / 1e6:.1f} MB; the limit is {library.max_bytes / 1e6:.0f} MB.")
         try:
             form = await request.form(max_files=1, max_fields=5)
         except Exception as e:  # malformed multipart bodies raise several types

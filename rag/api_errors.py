@@ -101,9 +101,11 @@ class CatchAllMiddleware:
             if started:  # a streamed body was cut off; the client sees the connection end
                 return
             body = json.dumps(error_body("internal_error", INTERNAL_MESSAGE)).encode()
-            await send({
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            })
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                }
+            )
             await send({"type": "http.response.body", "body": body})

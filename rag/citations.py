@@ -217,9 +217,16 @@ class CitationChecker:
             s, e = best_quote(chunk.text, [bare for bare, use in kept if j in use])
             citations.append(
                 Citation(
-                    n=n, doc_id=chunk.doc_id, title=chunk.title, url=chunk.source_url,
-                    quote=chunk.text[s:e], start=chunk.start + s, end=chunk.start + e,
-                    chunk_id=chunk.chunk_id, publisher=chunk.publisher, date=chunk.date,
+                    n=n,
+                    doc_id=chunk.doc_id,
+                    title=chunk.title,
+                    url=chunk.source_url,
+                    quote=chunk.text[s:e],
+                    start=chunk.start + s,
+                    end=chunk.start + e,
+                    chunk_id=chunk.chunk_id,
+                    publisher=chunk.publisher,
+                    date=chunk.date,
                     heading_path=list(chunk.heading_path),
                 )
             )

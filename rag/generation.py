@@ -56,8 +56,12 @@ class LlamaCppGenerator:
         threads = n_threads or os.cpu_count() or 1
         try:
             self._llm = Llama(
-                model_path=str(model_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                seed=seed, verbose=False,
+                model_path=str(model_path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                seed=seed,
+                verbose=False,
             )
         except (ValueError, RuntimeError) as e:
             raise ModelMissingError(f"llama.cpp could not load {model_path}: {e}") from e
@@ -166,8 +170,14 @@ class OpenAICompatGenerator:
         self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     def _body(self, messages: Messages, max_tokens: int, temperature: float, stream: bool) -> dict:
-        return {"model": self.name, "messages": messages, "max_tokens": max_tokens,
-                "temperature": temperature, "seed": 0, "stream": stream}
+        return {
+            "model": self.name,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "seed": 0,
+            "stream": stream,
+        }
 
     def _fail(self, e: Exception) -> GenerationError:
         return GenerationError(f"the model server at {self.base_url} failed: {e}")

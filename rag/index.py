@@ -124,8 +124,14 @@ def library_versions() -> dict[str, str]:
 
 
 def make_manifest(
-    *, embedder_name: str, dim: int, chunks: list[Chunk], docs: list[Document], corpus: str,
-    chunking: str, build_s: float,
+    *,
+    embedder_name: str,
+    dim: int,
+    chunks: list[Chunk],
+    docs: list[Document],
+    corpus: str,
+    chunking: str,
+    build_s: float,
 ) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,

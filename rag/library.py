@@ -123,7 +123,9 @@ class DocumentLibrary:
             One `DocumentInfo` per document.
         """
         counts = self._counts()
-        infos = sorted((self._info(d, counts) for d in self.retriever.documents.values()), key=lambda i: i.title.lower())
+        infos = sorted(
+            (self._info(d, counts) for d in self.retriever.documents.values()), key=lambda i: i.title.lower()
+        )
         infos.sort(key=lambda i: i.date, reverse=True)  # ISO dates sort as text; sorts are stable
         infos.sort(key=lambda i: i.uploaded)
         return infos
@@ -246,8 +248,7 @@ class DocumentLibrary:
             doc = self.get(doc_id)
             if not self.is_uploaded(doc):
                 raise DocumentError(
-                    f"“{doc.title}” is part of the document corpus and cannot be removed; "
-                    "only uploaded documents can."
+                    f"“{doc.title}” is part of the document corpus and cannot be removed; only uploaded documents can."
                 )
             chunks: list[Chunk] = [c for c in self.retriever.chunks if c.doc_id == doc_id]
             path = Path(doc.path)
@@ -270,4 +271,3 @@ class DocumentLibrary:
         data.manifest["corpus_hash"] = expected["corpus_hash"]
         data.manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         save_index(self.settings.index_dir, data)
-

@@ -151,9 +151,7 @@ def load_document(path: Path, doc_id: str | None = None) -> Document:
 def corpus_files(corpus_dir: Path) -> list[Path]:
     """Every candidate file under `corpus_dir`, sorted, without the corpus's own README/manifest."""
     return sorted(
-        p
-        for p in corpus_dir.rglob("*")
-        if p.is_file() and p.name not in NOT_DOCUMENTS and not p.name.startswith(".")
+        p for p in corpus_dir.rglob("*") if p.is_file() and p.name not in NOT_DOCUMENTS and not p.name.startswith(".")
     )
 
 
@@ -181,4 +179,3 @@ def load_corpus(corpus_dir: Path) -> list[Document]:
     if not docs:
         raise DocumentError(f"no readable documents in {corpus_dir}")
     return docs
-

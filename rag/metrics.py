@@ -28,11 +28,15 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "rag_http_requests", "HTTP requests by route template, method and status", ["route", "method", "status"],
+            "rag_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
             registry=r,
         )
         self.latency = Histogram(
-            "rag_http_request_duration_seconds", "Time to serve a request, streaming included", ["route"],
+            "rag_http_request_duration_seconds",
+            "Time to serve a request, streaming included",
+            ["route"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80),
             registry=r,
         )

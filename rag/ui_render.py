@@ -14,8 +14,20 @@ from typing import Any
 from rag.library import DocumentInfo
 from rag.types import Answer, Citation, Document
 
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _MARKER = re.compile(r"\[(\d+)\]")
 _LIST_MARK = re.compile(r"^(\x00?)\s*[-*+] (?=\S)")  # \x00 stands for an opening <mark>
 _HEADING_MARK = re.compile(r"^(\x00?)#{1,6} (?=\S)")
@@ -183,9 +195,13 @@ def sources_html(turns: list[dict[str, Any]]) -> str:
         cards = "".join(_card(t["n"], c) for c in t["citations"])
         label = f"Answer {t['n']}: {esc(t['question'])}"
         if i == 0:
-            parts.append(f'<section aria-label="{label}"><p class="rag-for">{label}</p><ol class="rag-cards">{cards}</ol></section>')
+            parts.append(
+                f'<section aria-label="{label}"><p class="rag-for">{label}</p><ol class="rag-cards">{cards}</ol></section>'
+            )
         else:
-            parts.append(f'<details class="rag-older"><summary>{label}</summary><ol class="rag-cards">{cards}</ol></details>')
+            parts.append(
+                f'<details class="rag-older"><summary>{label}</summary><ol class="rag-cards">{cards}</ol></details>'
+            )
     parts.append("</div>")
     return "".join(parts)
 

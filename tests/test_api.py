@@ -67,8 +67,12 @@ def test_ask_returns_the_answer_json(make_client):
 
 
 def test_ask_passes_history_and_top_k(make_client):
-    client, gen, _ = make_client(["How many staff does OpenAI employ in London?",
-                                  "OpenAI will expand its London office, which employs over 100 staff [1]."])
+    client, gen, _ = make_client(
+        [
+            "How many staff does OpenAI employ in London?",
+            "OpenAI will expand its London office, which employs over 100 staff [1].",
+        ]
+    )
     history = [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": SECTORS}]
     body = client.post("/api/ask", json={"question": "How many staff?", "history": history, "top_k": 1}).json()
     assert "100 staff" in body["answer"] and len(body["retrieved"]) == 1
@@ -143,11 +147,17 @@ def test_unexpected_errors_are_generic_500s_and_logged(make_client, caplog):
 
 def test_chat_completions_plain(make_client):
     client, _, _ = make_client([SECTORS])
-    body = client.post("/v1/chat/completions", json={
-        "model": "anything", "messages": [{"role": "system", "content": "be brief"},
-                                          {"role": "user", "content": QUESTION}],
-        "max_tokens": 50, "temperature": 0.2, "top_p": 1, "n": 1,
-    }).json()
+    body = client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "anything",
+            "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": QUESTION}],
+            "max_tokens": 50,
+            "temperature": 0.2,
+            "top_p": 1,
+            "n": 1,
+        },
+    ).json()
     assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
     choice = body["choices"][0]
     assert choice["message"] == {"role": "assistant", "content": SECTORS, "refusal": None}
@@ -156,12 +166,21 @@ def test_chat_completions_plain(make_client):
 
 
 def test_chat_completions_stream_sends_checked_text_then_done(make_client):
-    client, _, _ = make_client(["OpenAI may provide technology to education and defence [1]. "
-                                "OpenAI will pay nine billion pounds for bananas [2]."])
-    resp = client.post("/v1/chat/completions", json={
-        "model": "m", "stream": True, "stream_options": {"include_usage": True},
-        "messages": [{"role": "user", "content": [{"type": "text", "text": QUESTION}]}],
-    })
+    client, _, _ = make_client(
+        [
+            "OpenAI may provide technology to education and defence [1]. "
+            "OpenAI will pay nine billion pounds for bananas [2]."
+        ]
+    )
+    resp = client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "m",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": [{"type": "text", "text": QUESTION}]}],
+        },
+    )
     events = [d for _, d in sse_events(resp.text)]
     assert events[-1] == "[DONE]"
     chunks = [json.loads(d) for d in events[:-1]]
@@ -197,9 +216,7 @@ def test_openai_sdk_works_unchanged(live_server):
     assert r.choices[0].message.content == SECTORS
     assert r.model_extra["sources"][0]["doc_id"] == "openai-deal"
 
-    stream = client.chat.completions.create(
-        model="rag", messages=[{"role": "user", "content": QUESTION}], stream=True
-    )
+    stream = client.chat.completions.create(model="rag", messages=[{"role": "user", "content": QUESTION}], stream=True)
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
     assert "".join(pieces) == SECTORS and len(pieces) > 3
 
@@ -273,7 +290,9 @@ def test_failed_upload_leaves_no_trace(make_client, settings, files, message):
 def test_oversized_upload_is_refused_before_reading(make_client):
     client, _, _ = make_client()
     big = b"x" * (10 * 1024 * 1024 + 100 * 1024)
-    err = assert_error(client.post("/api/documents", files={"file": ("big.txt", big, "text/plain")}), 400, "bad_document")
+    err = assert_error(
+        client.post("/api/documents", files={"file": ("big.txt", big, "text/plain")}), 400, "bad_document"
+    )
     assert "limit is 10 MB" in err["message"]
 
 
@@ -293,8 +312,9 @@ def test_api_keys_guard_api_and_v1_but_not_health(make_client):
     assert_error(client.get("/api/documents"), 401, "unauthorized")
     resp = client.get("/api/documents", headers={"Authorization": "Bearer nope"})
     assert_error(resp, 401, "unauthorized") and resp.headers["www-authenticate"] == "Bearer"
-    assert_error(client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}), 401,
-                 "unauthorized")
+    assert_error(
+        client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}), 401, "unauthorized"
+    )
     assert client.get("/api/documents", headers={"Authorization": "Bearer k2"}).status_code == 200
     assert client.get("/healthz").status_code == 200 and client.get("/metrics").status_code == 200
 
@@ -331,7 +351,14 @@ def test_metrics_registries_are_per_app(make_client):
 def test_openapi_schema_lists_the_routes(make_client):
     client, _, _ = make_client()
     paths = client.get("/openapi.json").json()["paths"]
-    for p in ("/api/ask", "/api/search", "/api/documents", "/api/documents/{doc_id}", "/v1/chat/completions",
-              "/healthz", "/metrics"):
+    for p in (
+        "/api/ask",
+        "/api/search",
+        "/api/documents",
+        "/api/documents/{doc_id}",
+        "/v1/chat/completions",
+        "/healthz",
+        "/metrics",
+    ):
         assert p in paths
     assert "multipart/form-data" in paths["/api/documents"]["post"]["requestBody"]["content"]

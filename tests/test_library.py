@@ -122,8 +122,12 @@ def test_upload_is_searchable_listed_and_saved_fresh(library, settings, embedder
     ("name", "data", "needle"),
     [
         ("plain.txt", b"The zephyr lighthouse programme funds coastal labs.\n", "coastal labs"),
-        ("page.html", b"<html><title>Zephyr page</title><body><h1>Zephyr</h1><p>Coastal labs get funds.</p>"
-                      b"<script>alert(1)</script></body></html>", "Coastal labs get funds."),
+        (
+            "page.html",
+            b"<html><title>Zephyr page</title><body><h1>Zephyr</h1><p>Coastal labs get funds.</p>"
+            b"<script>alert(1)</script></body></html>",
+            "Coastal labs get funds.",
+        ),
         ("memo.pdf", minimal_pdf("Zephyr lighthouse funds coastal labs"), "coastal labs"),
     ],
 )

@@ -13,8 +13,9 @@ def test_front_matter():
 
 def test_formats(tmp_path):
     (tmp_path / "a.txt").write_text("Plain text here.")
-    (tmp_path / "b.html").write_text("<html><title>HT</title><body><h2>Head</h2><p>Para <b>bold</b>.</p>"
-                                     "<script>x()</script></body></html>")
+    (tmp_path / "b.html").write_text(
+        "<html><title>HT</title><body><h2>Head</h2><p>Para <b>bold</b>.</p><script>x()</script></body></html>"
+    )
     import docx
 
     d = docx.Document()

@@ -44,8 +44,13 @@ def real_index(real_settings, real_embedder):
 
 def pipeline_with(gen, real_index, real_embedder, s: Settings) -> RagPipeline:
     retriever = HybridRetriever(real_index, real_embedder, s.candidates, s.rrf_k, s.dedup_threshold)
-    return RagPipeline(retriever, gen, CitationChecker(real_embedder, s.support_threshold), top_k=s.top_k,
-                       min_relevance=s.min_relevance)
+    return RagPipeline(
+        retriever,
+        gen,
+        CitationChecker(real_embedder, s.support_threshold),
+        top_k=s.top_k,
+        min_relevance=s.min_relevance,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -133,9 +138,23 @@ def _free_port() -> int:
 def test_openai_compatible_backend_against_llama_cpp_server(tiny_path, tiny):
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_path), "--host", "127.0.0.1",
-         "--port", str(port), "--model_alias", "tiny", "--n_ctx", "2048"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(tiny_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--model_alias",
+            "tiny",
+            "--n_ctx",
+            "2048",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         gen = OpenAICompatGenerator(f"http://127.0.0.1:{port}/v1", "tiny", timeout=60)

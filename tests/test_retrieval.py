@@ -24,8 +24,11 @@ def test_hybrid_finds_the_right_document(index_data, embedder):
 
 def test_near_duplicates_are_removed_and_documents_can_be_added_and_removed(index_data, embedder):
     r = HybridRetriever(index_data, embedder, candidates=10)
-    copy = Document(doc_id="copy", title="Memorandum with Cohere",
-                    body="Cohere will explore data centres in Canada and the United Kingdom.")
+    copy = Document(
+        doc_id="copy",
+        title="Memorandum with Cohere",
+        body="Cohere will explore data centres in Canada and the United Kingdom.",
+    )
     r.add_documents([copy], chunk_document(copy))
     hits = r.retrieve("Cohere data centres Canada United Kingdom", k=5).hits
     texts = [h.chunk.text for h in hits]

@@ -44,6 +44,8 @@ def test_a_failed_load_is_shown_not_hidden():
     with serve(server) as url:
         server.failed("model file /x.gguf does not exist")
         health = httpx.get(f"{url}/healthz")
-        assert health.status_code == 503 and health.json() == {"status": "error",
-                                                               "message": "model file /x.gguf does not exist"}
+        assert health.status_code == 503 and health.json() == {
+            "status": "error",
+            "message": "model file /x.gguf does not exist",
+        }
         assert "could not start: model file /x.gguf does not exist" in httpx.get(f"{url}/").text

@@ -20,8 +20,13 @@ from rag.serving import build_app
 from tests.live import EchoGenerator, serve
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 NOTE = "---\ntitle: Zephyr lighthouse note\n---\n\n# Zephyr lighthouse\n\nThe zephyr lighthouse programme funds coastal AI labs in Cornwall.\n"
 
 pytestmark = [
@@ -79,7 +84,8 @@ def test_chat_cites_follows_up_and_answers_from_an_upload(app_url, browser, sett
     expect(card).to_contain_text("UK signs AI deal with OpenAI")
     expect(card).to_contain_text("Test Desk · 22 July 2025")
     expect(card.get_by_role("link", name="UK signs AI deal with OpenAI")).to_have_attribute(
-        "href", "https://example.org/openai-deal")
+        "href", "https://example.org/openai-deal"
+    )
 
     # 3. A follow-up is rewritten with the conversation, and says what it searched for.
     ask(page, "How many staff does it employ in London?")
@@ -159,8 +165,13 @@ def test_phone_width_has_no_sideways_scroll(app_url, browser):
     expect(page.locator("#src-1-1")).to_be_in_viewport()
 
 
-def take_screenshots(url: str, folder: Path, question: str = "Which sectors could OpenAI work with?",
-                     browser=None, timeout_ms: int = 300_000) -> list[Path]:
+def take_screenshots(
+    url: str,
+    folder: Path,
+    question: str = "Which sectors could OpenAI work with?",
+    browser=None,
+    timeout_ms: int = 300_000,
+) -> list[Path]:
     """Desktop (1280x900) and phone (390x844) screenshots of a cited answer, with its source open."""
     from playwright.sync_api import expect, sync_playwright
 
@@ -185,7 +196,6 @@ def take_screenshots(url: str, folder: Path, question: str = "Which sectors coul
         if browser is None:
             b.close()
     return out
-
 
 
 class BrokenGenerator:
@@ -229,8 +239,9 @@ def test_errors_are_friendly_and_the_keyboard_opens_sources(make_pipeline, setti
         assert "secret internal detail" in caplog.text  # logged for the maintainer
 
         ask(page, "Which sectors could OpenAI work with the server on?")
-        expect(page.locator("#rag-chat .rag-error").last).to_contain_text("The model server did not answer",
-                                                                          timeout=20_000)
+        expect(page.locator("#rag-chat .rag-error").last).to_contain_text(
+            "The model server did not answer", timeout=20_000
+        )
 
         # The chatbot's own bin icon clears the conversation state too, not just the display.
         pipe.generator = EchoGenerator()

@@ -50,11 +50,28 @@ def test_searched_for_only_when_rewritten():
 
 
 def make_answer(refused: bool = False) -> Answer:
-    c = Citation(n=1, doc_id="d", title="Doc <T>", url="https://example.org/d", quote="OpenAI may work with education.",
-                 start=BODY.index("OpenAI"), end=BODY.index("education.") + 10, publisher="Pub", date="2025-07-22",
-                 heading_path=["Doc <T>", "Sectors"])
-    return Answer("Which sectors?", "I can't find that in the documents." if refused else "Education [1].", refused,
-                  [] if refused else [c], [], Timings(), "m", standalone_question="Which sectors?")
+    c = Citation(
+        n=1,
+        doc_id="d",
+        title="Doc <T>",
+        url="https://example.org/d",
+        quote="OpenAI may work with education.",
+        start=BODY.index("OpenAI"),
+        end=BODY.index("education.") + 10,
+        publisher="Pub",
+        date="2025-07-22",
+        heading_path=["Doc <T>", "Sectors"],
+    )
+    return Answer(
+        "Which sectors?",
+        "I can't find that in the documents." if refused else "Education [1].",
+        refused,
+        [] if refused else [c],
+        [],
+        Timings(),
+        "m",
+        standalone_question="Which sectors?",
+    )
 
 
 def test_turn_and_cards_carry_metadata_and_anchors():
