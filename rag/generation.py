@@ -13,8 +13,11 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 from rag.errors import GenerationError, ModelMissingError
 from rag.settings import Settings
@@ -33,17 +36,39 @@ class Generator(Protocol):
     def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str: ...
 
 
-def stream_text(gen: Generator, messages: Messages, max_tokens: int, temperature: float) -> Iterator[str]:
-    """Pieces of the reply as they come, from `gen.stream` when it has one."""
+@dataclass(frozen=True)
+class OpeningFloor:
+    """Let a reply open with the first token of `text` only when the model gives that opening a
+    probability of at least `min_p`; below it, the token is banned for the first step.
+
+    The pipeline uses it on the refusal sentence: a small model often starts to refuse while
+    it is unsure (p = 0.2-0.3 here) although a passage answers the question; banning that weak
+    opening lets it answer, and the citation check still removes what the passages do not support.
+    """
+
+    text: str
+    min_p: float
+
+
+def stream_text(
+    gen: Generator, messages: Messages, max_tokens: int, temperature: float, opening_floor: OpeningFloor | None = None
+) -> Iterator[str]:
+    """Pieces of the reply as they come, from `gen.stream` when it has one.
+
+    `opening_floor` is applied by generators that can see token probabilities and ignored by others.
+    """
     stream = getattr(gen, "stream", None)
+    kw = {"opening_floor": opening_floor} if opening_floor and getattr(gen, "supports_opening_floor", False) else {}
     if stream is None:
-        yield gen.generate(messages, max_tokens=max_tokens, temperature=temperature)
+        yield gen.generate(messages, max_tokens=max_tokens, temperature=temperature, **kw)
     else:
-        yield from stream(messages, max_tokens=max_tokens, temperature=temperature)
+        yield from stream(messages, max_tokens=max_tokens, temperature=temperature, **kw)
 
 
 class LlamaCppGenerator:
     """A GGUF model run by llama-cpp-python, with the chat template stored in the file."""
+
+    supports_opening_floor = True
 
     def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0) -> None:
         from llama_cpp import Llama
@@ -66,6 +91,26 @@ class LlamaCppGenerator:
         except (ValueError, RuntimeError) as e:
             raise ModelMissingError(f"llama.cpp could not load {model_path}: {e}") from e
         self._lock = threading.Lock()  # one llama context serves one request at a time
+        self.last_opening_p: float | None = None  # for calibration: p of the floored opening, last call
+
+    def _floor_processor(self, floor: OpeningFloor):
+        from llama_cpp import LogitsProcessorList
+
+        token = self._llm.tokenize(floor.text.encode(), add_bos=False, special=False)[0]
+        seen = False
+
+        def process(input_ids, scores):
+            nonlocal seen
+            if not seen:  # only the first generated token
+                seen = True
+                s = scores.astype(np.float64)
+                p = float(np.exp(s[token] - s.max()) / np.exp(s - s.max()).sum())
+                self.last_opening_p = p
+                if p < floor.min_p:
+                    scores[token] = -np.inf
+            return scores
+
+        return LogitsProcessorList([process])
 
     def _kwargs(self, max_tokens: int, temperature: float) -> dict:
         kw: dict = {"max_tokens": max_tokens, "temperature": temperature, "seed": self.seed}
@@ -73,15 +118,28 @@ class LlamaCppGenerator:
             kw.update(temperature=0.0, top_k=1)  # greedy
         return kw
 
-    def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
-        return "".join(self.stream(messages, max_tokens, temperature))
+    def generate(
+        self,
+        messages: Messages,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        opening_floor: OpeningFloor | None = None,
+    ) -> str:
+        return "".join(self.stream(messages, max_tokens, temperature, opening_floor))
 
-    def stream(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self,
+        messages: Messages,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        opening_floor: OpeningFloor | None = None,
+    ) -> Iterator[str]:
+        kw = self._kwargs(max_tokens, temperature)
         with self._lock:
+            if opening_floor is not None:
+                kw["logits_processor"] = self._floor_processor(opening_floor)
             try:
-                for part in self._llm.create_chat_completion(
-                    messages=messages, stream=True, **self._kwargs(max_tokens, temperature)
-                ):
+                for part in self._llm.create_chat_completion(messages=messages, stream=True, **kw):
                     text = part["choices"][0]["delta"].get("content")
                     if text:
                         yield text

@@ -15,7 +15,7 @@ from typing import Any
 
 from rag.citations import CitationChecker
 from rag.errors import EmptyQuestionError
-from rag.generation import Generator, stream_text
+from rag.generation import Generator, OpeningFloor, stream_text
 from rag.prompts import REFUSAL, answer_messages, rewrite_messages
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
@@ -57,6 +57,7 @@ class RagPipeline:
         temperature: float = 0.0,
         min_relevance: float = 0.2,
         rewrite_followups: bool = True,
+        refusal_min_p: float = 0.0,
     ) -> None:
         self.retriever = retriever
         self.generator = generator
@@ -66,6 +67,7 @@ class RagPipeline:
         self.temperature = temperature
         self.min_relevance = min_relevance
         self.rewrite_followups = rewrite_followups
+        self.refusal_min_p = refusal_min_p
 
     @classmethod
     def from_settings(
@@ -100,6 +102,7 @@ class RagPipeline:
             temperature=s.temperature,
             min_relevance=s.min_relevance,
             rewrite_followups=s.rewrite_followups,
+            refusal_min_p=s.refusal_min_p,
         )
 
     @property
@@ -167,8 +170,9 @@ class RagPipeline:
             return
 
         pieces: list[str] = []
+        floor = OpeningFloor(REFUSAL, self.refusal_min_p) if self.refusal_min_p > 0 else None
         for piece in stream_text(
-            self.generator, answer_messages(standalone, hits), self.max_new_tokens, self.temperature
+            self.generator, answer_messages(standalone, hits), self.max_new_tokens, self.temperature, floor
         ):
             if not pieces:
                 timings.ttft_s = time.perf_counter() - t0

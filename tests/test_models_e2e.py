@@ -175,3 +175,15 @@ def test_openai_compatible_backend_against_llama_cpp_server(tiny_path, tiny):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_opening_floor_bans_a_weak_opening_and_reports_its_probability(tiny):
+    from rag.generation import OpeningFloor
+
+    msgs = [{"role": "user", "content": "Reply with exactly this sentence: I can't find that in the documents."}]
+    free = tiny.generate(msgs, max_tokens=12, opening_floor=OpeningFloor("I", 0.0))
+    p = tiny.last_opening_p
+    assert p is not None and 0.0 <= p <= 1.0
+    assert free.startswith("I")  # unconstrained, the model opens with the sentence it was asked for
+    banned = tiny.generate(msgs, max_tokens=12, opening_floor=OpeningFloor("I", 1.0))
+    assert not banned.startswith("I ") and banned != free
