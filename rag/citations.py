@@ -103,6 +103,41 @@ def numbers_supported(claim: str, passage: str) -> bool:
     return numbers(claim) <= numbers(passage)
 
 
+_MONEY = re.compile(r"[£$€]\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:bn|m|k|billion|million|thousand)\b)?", re.IGNORECASE)
+_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[-’'][A-Za-z]+)?\b")
+_NOT_NAMES = frozenset(
+    "A AI An And As At But By For From He If In It Its On Our She The Their There These They This Those To Under We What "
+    "When Where Which While Who With Yes No".split()
+)
+
+
+def _first_name(text: str) -> str | None:
+    return next((m.group(0) for m in _NAME.finditer(text) if m.group(0) not in _NOT_NAMES), None)
+
+
+def amounts_attributed(claim: str, passage: str) -> bool:
+    """A sum of money is credited to the same actor as in the passage: the first name in the claim
+    (its subject) must appear before that sum in a passage sentence that states it.
+
+    `amounts_attributed("OpenAI is investing £500m", "The UK is investing £500m with OpenAI")` -> False;
+    `amounts_attributed("The UK is investing £500m", "The UK is investing £500m with OpenAI")` -> True.
+    """
+    for m in _MONEY.finditer(claim):
+        subject = _first_name(claim[: m.start()])
+        if subject is None:
+            continue
+        figure = numbers(m.group(0))
+        sentences = [passage[a:b] for a, b in _sentence_spans(passage)]
+        placed = False
+        for sent in sentences:
+            for pm in _MONEY.finditer(sent):
+                if numbers(pm.group(0)) == figure and re.search(rf"\b{re.escape(subject)}\b", sent[: pm.start()]):
+                    placed = True
+        if not placed:
+            return False
+    return True
+
+
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
     spans, start = [], 0
     for m in re.finditer(r"(?<=[.!?])\s+|\n+", text):
@@ -138,7 +173,8 @@ def best_quote(passage: str, claims: list[str]) -> tuple[int, int]:
 
 class CitationChecker:
     """Scores sentences as 0.5 * lexical overlap + 0.5 * embedding cosine against a passage,
-    and zero when the sentence states a number the passage does not hold."""
+    and zero when the sentence states a number the passage does not hold, or credits a sum of
+    money to someone the passage does not."""
 
     def __init__(self, embedder: Embedder | None, threshold: float = 0.45, unsupported: str = "drop") -> None:
         self.embedder = embedder
@@ -147,7 +183,17 @@ class CitationChecker:
 
     def _scores(self, claims: list[str], hits: list[Hit], question: str = "") -> np.ndarray:
         """`scores[i, j]`: support of claim i by passage j."""
-        nums = np.array([[numbers_supported(c, h.chunk.text) for h in hits] for c in claims], dtype=np.float32)
+        # A number the question itself states ("the 10 principles") may be repeated without a source.
+        nums = np.array(
+            [
+                [
+                    numbers_supported(c, f"{question} {h.chunk.text}") and amounts_attributed(c, h.chunk.text)
+                    for h in hits
+                ]
+                for c in claims
+            ],
+            dtype=np.float32,
+        )
         claims = [f"{question} {c}" if question and len(tokenize(c)) < TERSE_WORDS else c for c in claims]
         lex = np.array([[lexical_support(c, h.chunk.text) for h in hits] for c in claims], dtype=np.float32)
         if self.embedder is None or not claims or not hits:

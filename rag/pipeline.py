@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag.citations import CitationChecker
+from rag.embedding import Embedder
 from rag.errors import EmptyQuestionError
 from rag.generation import Generator, OpeningFloor, stream_text
 from rag.prompts import REFUSAL, answer_messages, rewrite_messages
@@ -71,7 +72,12 @@ class RagPipeline:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings | None = None, *, rebuild_index: bool = False, generator: Generator | None = None
+        cls,
+        settings: Settings | None = None,
+        *,
+        rebuild_index: bool = False,
+        generator: Generator | None = None,
+        embedder: Embedder | None = None,
     ) -> RagPipeline:
         """Build the real pipeline: packaged embedder, saved index, configured generator.
 
@@ -80,6 +86,7 @@ class RagPipeline:
             rebuild_index: build the index first when it is missing or stale.
             generator: use this instead of building the configured one (e.g. `NoGenerator()`
                 for retrieval-only work, which then loads no model).
+            embedder: use this embedder instead of loading the packaged one.
 
         Raises:
             IndexMissingError, IndexStaleError: the index needs (re)building and `rebuild_index` is off.
@@ -90,7 +97,7 @@ class RagPipeline:
         from rag.indexing import open_index
 
         s = settings or Settings()
-        embedder = SentenceTransformerEmbedder()
+        embedder = embedder or SentenceTransformerEmbedder()
         data = open_index(s, embedder, rebuild=rebuild_index)
         retriever = HybridRetriever(data, embedder, s.candidates, s.rrf_k, s.dedup_threshold, s.retrieval_mode)
         return cls(

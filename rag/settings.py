@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     refusal_min_p: float = Field(0.5, ge=0.0, le=1.0)  # refuse only when the model's p(refusal opening) >= this
 
     # Citation check.
-    support_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    support_threshold: float = Field(0.5, ge=0.0, le=1.0)
     unsupported: Literal["drop", "flag"] = "drop"
 
     # Serving.

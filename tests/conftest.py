@@ -56,3 +56,59 @@ def make_pipeline(settings: Settings, embedder: HashEmbedder, index_data):
         return RagPipeline(retriever, gen, checker, **kw), gen
 
     return make
+
+
+# --- the real packaged models, loaded once per session, for tests marked slow -----------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def real_settings(tmp_path_factory) -> Settings:
+    """Production defaults over the real corpus, with the index and data in a temp folder."""
+    tmp = tmp_path_factory.mktemp("real")
+    return Settings(corpus_dir=ROOT / "corpus", index_dir=tmp / "index", data_dir=tmp / "data")
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    from rag.embedding import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_index(real_settings, real_embedder):
+    return build_index(real_settings, real_embedder, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_path(real_settings) -> Path:
+    from rag.packaged import ensure_gguf
+
+    return ensure_gguf("smollm2-135m", real_settings.cache_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_path):
+    from rag.generation import LlamaCppGenerator
+
+    return LlamaCppGenerator(tiny_path, n_ctx=4096)
+
+
+@pytest.fixture(scope="session")
+def qwen15(real_settings):
+    from rag.generation import LlamaCppGenerator
+    from rag.packaged import ensure_gguf
+
+    return LlamaCppGenerator(ensure_gguf("qwen-1.5b", real_settings.cache_dir, progress=False), n_ctx=4096)
+
+
+@pytest.fixture(scope="session")
+def real_pipeline(real_settings, real_embedder, real_index):
+    """`real_pipeline(generator)` -> the production pipeline (settings as shipped) with that model."""
+
+    def make(generator, settings: Settings | None = None) -> RagPipeline:
+        return RagPipeline.from_settings(settings or real_settings, generator=generator, embedder=real_embedder)
+
+    return make

@@ -75,3 +75,27 @@ def test_terse_answer_is_scored_with_its_question():
     out = checker.check("5 [1]", passage, question="How many AI Growth Zones have been designated?")
     assert not out.refused and out.text == "5 [1]"
     assert checker.check("7 [1]", passage, question="How many AI Growth Zones have been designated?").refused
+
+
+def test_sums_of_money_must_be_credited_to_the_same_actor():
+    from rag.citations import amounts_attributed
+
+    passage = (
+        "The initiative follows the UK investing up to £500 million in sovereign AI that will be spent "
+        "backing national AI champions and partnering with world leading companies like OpenAI."
+    )
+    assert not amounts_attributed("OpenAI is paying the UK government £500 million.", passage)
+    assert not amounts_attributed("OpenAI is investing up to £500 million in sovereign AI.", passage)
+    assert amounts_attributed("The UK is investing up to £500 million in sovereign AI.", passage)
+    assert amounts_attributed("It will be spent on national AI champions, £500 million in all.", passage)  # no subject
+    assert amounts_attributed("Copilot saved 26 minutes a day.", "People saved 26 minutes a day.")  # not money
+    hit = [Hit(Chunk("p#0", "p", passage, 0, len(passage)), 1.0)]
+    assert CitationChecker(HashEmbedder()).check("OpenAI is paying the UK government £500 million [1].", hit).refused
+
+
+def test_numbers_from_the_question_need_no_source():
+    passage = [Hit(Chunk("p#0", "p", "The principles name data poisoning and prompt injection as risks.", 0, 66), 1.0)]
+    checker = CitationChecker(HashEmbedder(), threshold=0.45)
+    q = "Which risks do the 10 principles name?"
+    assert not checker.check("The 10 principles name data poisoning and prompt injection [1].", passage, q).refused
+    assert checker.check("The 12 principles name data poisoning and prompt injection [1].", passage, q).refused
