@@ -14,11 +14,11 @@ pytestmark = pytest.mark.slow
 def test_ask_endpoint_with_the_default_model(qwen15, real_pipeline, real_settings):
     pipe = real_pipeline(qwen15)
     client = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, real_settings), real_settings))
-    r = client.post("/api/ask", json={"question": "Is the UK's memorandum with OpenAI legally binding?"})
+    r = client.post("/api/ask", json={"question": "Which sectors could OpenAI work with under the agreement?"})
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"answer", "refused", "citations", "retrieved", "timings", "model"}
-    assert not body["refused"] and "not legally binding" in body["answer"].lower()
+    assert not body["refused"] and "education" in body["answer"].lower()
     doc = body["citations"][0]["doc_id"]
     assert doc in {"mou-uk-openai", "openai-expand-uk-office-press-release", "uk-openai-partnership-article"}
     got = client.get(f"/api/documents/{doc}").json()

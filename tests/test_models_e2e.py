@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.errors import GenerationError
 from rag.generation import OpenAICompatGenerator, TransformersGenerator
 from rag.indexing import build_index
 
@@ -86,8 +87,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_openai_compatible_backend_against_llama_cpp_server(tiny_path, tiny):
+def test_openai_compatible_backend_against_llama_cpp_server(tiny_path, tiny, tmp_path):
     port = _free_port()
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115  a file, not a pipe: llama.cpp logs a lot
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -104,19 +106,20 @@ def test_openai_compatible_backend_against_llama_cpp_server(tiny_path, tiny):
             "--n_ctx",
             "2048",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         gen = OpenAICompatGenerator(f"http://127.0.0.1:{port}/v1", "tiny", timeout=60)
-        deadline = time.time() + 90
+        deadline = time.time() + 120
         while True:
             try:
                 out = gen.generate(ASK, max_tokens=8)
                 break
-            except Exception:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise
+            except GenerationError:
+                tail = (tmp_path / "server.log").read_text(errors="replace")[-2000:]
+                assert proc.poll() is None, f"the server exited:\n{tail}"
+                assert time.time() < deadline, f"the server did not answer in time:\n{tail}"
                 time.sleep(1)
         assert out.strip()
         streamed = "".join(gen.stream(ASK, max_tokens=8))
@@ -126,6 +129,7 @@ def test_openai_compatible_backend_against_llama_cpp_server(tiny_path, tiny):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        log.close()
 
 
 def test_opening_floor_bans_a_weak_opening_and_reports_its_probability(tiny):
