@@ -25,7 +25,7 @@ from rag.errors import DocumentError, RagError
 from rag.feedback import MAX_COMMENT_CHARS, FeedbackLog
 from rag.library import DocumentLibrary
 from rag.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
-from rag.pipeline import MAX_QUESTION_CHARS, RagPipeline, StreamEvent
+from rag.pipeline import MAX_QUESTION_CHARS, RagPipeline, StreamEvent, final_answer
 from rag.settings import Settings
 from rag.threaded import iterate_in_thread
 
@@ -119,14 +119,7 @@ def create_app(
         first = await anext(events)  # bad input raises here, as a JSON error rather than a broken stream
         if req.stream:
             return EventSourceResponse(_ask_events(first, events, metrics), ping=15)
-        answer = first.data if first.kind == "answer" else None
-        try:
-            async for ev in events:
-                if ev.kind == "answer":
-                    answer = ev.data
-        finally:
-            await events.aclose()  # a client that hung up stops the generation
-        assert answer is not None
+        answer = await final_answer(first, events)
         metrics.observe_answer(answer)
         return answer.to_dict()
 

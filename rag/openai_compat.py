@@ -24,7 +24,7 @@ from sse_starlette import EventSourceResponse
 
 from rag.errors import BadInputError, RagError
 from rag.metrics import Metrics
-from rag.pipeline import RagPipeline
+from rag.pipeline import RagPipeline, final_answer
 from rag.threaded import iterate_in_thread
 from rag.types import Answer
 
@@ -139,14 +139,7 @@ def make_router(pipeline: RagPipeline, metrics: Metrics) -> APIRouter:
         first = await anext(events)
 
         if not req.stream:
-            answer = first.data if first.kind == "answer" else None
-            try:
-                async for ev in events:
-                    if ev.kind == "answer":
-                        answer = ev.data
-            finally:
-                await events.aclose()  # a client that hung up stops the generation
-            assert answer is not None
+            answer = await final_answer(first, events)
             metrics.observe_answer(answer, "openai")
             return completion(answer, cid, created)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,23 @@ class StreamEvent:
 
     kind: str
     data: Any = field(default=None)
+
+
+async def final_answer(first: StreamEvent, events: AsyncIterator[StreamEvent]) -> Answer:
+    """Drain a stream of events (already started with `first`) and return its `Answer`.
+
+    Closes the stream even when the caller is cancelled, so a client that hung up stops generation.
+    """
+    answer = first.data if first.kind == "answer" else None
+    try:
+        async for ev in events:
+            if ev.kind == "answer":
+                answer = ev.data
+    finally:
+        await events.aclose()
+    if answer is None:
+        raise AssertionError("the stream ended without an answer")
+    return answer
 
 
 def clean_history(history: list[dict[str, Any]] | None) -> list[dict[str, str]]:
