@@ -38,7 +38,10 @@ def load(server: WarmupApp, settings: Settings) -> None:
 def main() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from an offline app
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
+    try:
+        settings = Settings.load()
+    except RagError as e:
+        raise SystemExit(f"error: {e}") from None
     server = WarmupApp()
     threading.Thread(target=load, args=(server, settings), name="load-model", daemon=True).start()
     log.info("serving on http://%s:%d/ (the page shows progress while the model loads)", settings.host, settings.port)

@@ -106,7 +106,45 @@ def numbers_supported(claim: str, passage: str) -> bool:
 _MONEY = re.compile(r"[£$€]\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:bn|m|k|billion|million|thousand)\b)?", re.IGNORECASE)
 _NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[-’'][A-Za-z]+)?\b")
 _NOT_NAMES = frozenset(
-    ["A", "AI", "An", "And", "As", "At", "But", "By", "For", "From", "He", "If", "In", "It", "Its", "On", "Our", "She", "The", "Their", "There", "These", "They", "This", "Those", "To", "Under", "We", "What", "When", "Where", "Which", "While", "Who", "With", "Yes", "No"]
+    [
+        "A",
+        "AI",
+        "An",
+        "And",
+        "As",
+        "At",
+        "But",
+        "By",
+        "For",
+        "From",
+        "He",
+        "If",
+        "In",
+        "It",
+        "Its",
+        "On",
+        "Our",
+        "She",
+        "The",
+        "Their",
+        "There",
+        "These",
+        "They",
+        "This",
+        "Those",
+        "To",
+        "Under",
+        "We",
+        "What",
+        "When",
+        "Where",
+        "Which",
+        "While",
+        "Who",
+        "With",
+        "Yes",
+        "No",
+    ]
 )
 
 

@@ -23,7 +23,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    return Settings(**overrides)
+    return Settings.load(**overrides)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:

@@ -68,5 +68,20 @@ class Settings(BaseSettings):
     port: int = Field(7860, ge=1, le=65535)
     api_keys: str = ""  # comma-separated; empty means no auth
 
+    @classmethod
+    def load(cls, **overrides) -> Settings:
+        """`Settings(**overrides)`, with invalid values reported as one readable `BadInputError`."""
+        from pydantic import ValidationError
+
+        from rag.errors import BadInputError
+
+        try:
+            return cls(**overrides)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"RAG_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in e.errors()
+            )
+            raise BadInputError(f"invalid setting: {problems}") from None
+
     def api_key_set(self) -> set[str]:
         return {k.strip() for k in self.api_keys.split(",") if k.strip()}
