@@ -36,7 +36,7 @@ test: setup ## install and run every test (fast fakes, real models, browser)
 test-fast: setup ## only the fast tests with fakes
 	$(PY) -m pytest -q -m "not slow and not browser" tests
 
-eval: setup ## answer and score the whole reference set (about 40 minutes)
+eval: setup ## answer and score the whole reference set (about 20 minutes on 2 cores)
 	$(PY) -m rag eval --questions evals/qa.jsonl --out evals/runs/latest
 
 bench: setup ## measure index build, latency and memory; appends to bench/RESULTS.md
