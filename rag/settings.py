@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     n_threads: int | None = None
     seed: int = 0
     rewrite_followups: bool = True
-    refusal_min_p: float = Field(0.5, ge=0.0, le=1.0)  # refuse only when the model's p(refusal opening) >= this
+    refusal_min_p: float = Field(0.35, ge=0.0, le=1.0)  # refuse only when the model's p(refusal opening) >= this
 
     # Citation check.
     support_threshold: float = Field(0.5, ge=0.0, le=1.0)
