@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +48,7 @@ class DocumentInfo:
     uploaded: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "doc_id": self.doc_id,
-            "title": self.title,
-            "publisher": self.publisher,
-            "date": self.date,
-            "source_url": self.source_url,
-            "licence": self.licence,
-            "chunks": self.chunks,
-            "uploaded": self.uploaded,
-        }
+        return asdict(self)
 
 
 def slugify(name: str) -> str:
@@ -99,16 +90,7 @@ class DocumentLibrary:
         return _is_under(doc.path, self.uploads)
 
     def _info(self, doc: Document, counts: dict[str, int]) -> DocumentInfo:
-        return DocumentInfo(
-            doc_id=doc.doc_id,
-            title=doc.title,
-            publisher=doc.publisher,
-            date=doc.date,
-            source_url=doc.source_url,
-            licence=doc.licence,
-            chunks=counts.get(doc.doc_id, 0),
-            uploaded=self.is_uploaded(doc),
-        )
+        return DocumentInfo(**doc.meta(), chunks=counts.get(doc.doc_id, 0), uploaded=self.is_uploaded(doc))
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
