@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
 from rag import openai_compat
-from rag.api_errors import CatchAllMiddleware, UnauthorizedError, error_response, install_error_handlers
-from rag.errors import DocumentError, RagError
+from rag.api_errors import CatchAllMiddleware, error_response, install_error_handlers
+from rag.errors import DocumentError, RagError, UnauthorizedError
 from rag.feedback import MAX_COMMENT_CHARS, FeedbackLog
 from rag.library import DocumentLibrary
 from rag.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware

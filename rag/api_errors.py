@@ -24,19 +24,6 @@ log = logging.getLogger(__name__)
 INTERNAL_MESSAGE = "Something went wrong on the server. It has been logged; please try again."
 
 
-class UnauthorizedError(RagError):
-    code = "unauthorized"
-    status = 401
-
-
-class ModelLoadingError(RagError):
-    code = "loading"
-    status = 503
-
-    def __init__(self, msg: str = "The model is still loading. Try again in a minute.") -> None:
-        super().__init__(msg)
-
-
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 

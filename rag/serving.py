@@ -20,7 +20,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from rag.api import create_app
-from rag.api_errors import ModelLoadingError, error_body
+from rag.api_errors import error_body
+from rag.errors import ModelLoadingError
 from rag.feedback import FeedbackLog
 from rag.library import DocumentLibrary
 from rag.pipeline import RagPipeline
