@@ -7,6 +7,7 @@ a light suffix strip) so that scores can be worked out by hand in tests.
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 STOP_WORDS = frozenset(
@@ -166,6 +167,7 @@ class BM25Index:
 
         self._n = len(texts)
         tokens = [tokenize(t) for t in texts]
+        self.doc_freq: Counter[str] = Counter(w for toks in tokens for w in set(toks))
         # rank_bm25 divides by the corpus size; an empty corpus is searched as no rows.
         self._bm25 = BM25Okapi(tokens, k1=k1, b=b) if self._n else None
 

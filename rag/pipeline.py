@@ -13,14 +13,17 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag.citations import CitationChecker
+from rag.answerability import AnswerabilityModel, best_sentence
+from rag.citations import CheckedAnswer, CitationChecker, is_refusal
 from rag.embedding import Embedder
 from rag.errors import EmptyQuestionError
+from rag.evidence import tighten
 from rag.generation import Generator, OpeningFloor, stream_text
 from rag.prompts import REFUSAL, answer_messages, rewrite_messages
-from rag.retrieval import HybridRetriever
+from rag.query import with_focus
+from rag.retrieval import HybridRetriever, RetrievalResult
 from rag.settings import Settings
-from rag.types import Answer, Hit, Timings
+from rag.types import Answer, Citation, Hit, SentenceCheck, Timings
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,12 @@ class RagPipeline:
         min_relevance: float = 0.2,
         rewrite_followups: bool = True,
         refusal_min_p: float = 0.0,
+        focus_query: str = "",
+        rare_term_max_df: int = 0,
+        demonstrations: bool = False,
+        answerability: AnswerabilityModel | None = None,
+        evidence_sentences: int = 0,
+        evidence_neighbours: int = 1,
     ) -> None:
         self.retriever = retriever
         self.generator = generator
@@ -86,6 +95,12 @@ class RagPipeline:
         self.min_relevance = min_relevance
         self.rewrite_followups = rewrite_followups
         self.refusal_min_p = refusal_min_p
+        self.focus_query = focus_query
+        self.rare_term_max_df = rare_term_max_df
+        self.demonstrations = demonstrations
+        self.answerability = answerability
+        self.evidence_sentences = evidence_sentences
+        self.evidence_neighbours = evidence_neighbours
 
     @classmethod
     def from_settings(
@@ -127,6 +142,12 @@ class RagPipeline:
             min_relevance=s.min_relevance,
             rewrite_followups=s.rewrite_followups,
             refusal_min_p=s.refusal_min_p,
+            focus_query=s.focus_query,
+            rare_term_max_df=s.rare_term_max_df,
+            demonstrations=s.demonstrations,
+            answerability=AnswerabilityModel.load() if s.answerability else None,
+            evidence_sentences=s.evidence_sentences,
+            evidence_neighbours=s.evidence_neighbours,
         )
 
     @property
@@ -154,6 +175,24 @@ class RagPipeline:
             raise EmptyQuestionError("The search query is empty.")
         return self.retriever.retrieve(query.strip(), k or self.top_k).hits
 
+    def retrieve(self, query: str, k: int | None = None) -> RetrievalResult:
+        """The passages given to the model for a standalone `query` (with the documents' focus
+        added when it asks about "the deal" without naming anyone)."""
+        return self.retriever.retrieve(with_focus(query, self.focus_query), k or self.top_k)
+
+    def evidence(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """The passages as the model sees them: whole, or cut to their best sentences (`evidence_sentences`)."""
+        return tighten(query, hits, self.checker.embedder, self.evidence_sentences, self.evidence_neighbours)
+
+    def gate_refuses(self, query: str, result: RetrievalResult) -> bool:
+        """Refuse before generating only when nothing is close: no passage, or a low best dense score
+        and no word of the question that is rare in the corpus (a name such as "Humphrey")."""
+        if not result.hits:
+            return True
+        if result.best_dense >= self.min_relevance:
+            return False
+        return not (self.rare_term_max_df and self.retriever.rare_terms(query, self.rare_term_max_df))
+
     def stream(
         self, question: str, history: list[dict[str, Any]] | None = None, top_k: int | None = None
     ) -> Iterator[StreamEvent]:
@@ -179,12 +218,12 @@ class RagPipeline:
         standalone = self.rewrite(question, turns)
         yield StreamEvent("rewritten", standalone)
 
-        result = self.retriever.retrieve(standalone, k)
+        result = self.retrieve(standalone, k)
         hits = result.hits
         t_retrieved = time.perf_counter()
         timings = Timings(retrieve_s=t_retrieved - t0)
 
-        if not hits or result.best_dense < self.min_relevance:
+        if self.gate_refuses(standalone, result):
             log.info("refusing without generation: best dense score %.3f", result.best_dense)
             timings.total_s = time.perf_counter() - t0
             yield StreamEvent(
@@ -193,33 +232,61 @@ class RagPipeline:
             )
             return
 
+        hits = self.evidence(standalone, hits)
         pieces: list[str] = []
         floor = OpeningFloor(REFUSAL, self.refusal_min_p) if self.refusal_min_p > 0 else None
-        for piece in stream_text(
-            self.generator, answer_messages(standalone, hits), self.max_new_tokens, self.temperature, floor
-        ):
+        messages = answer_messages(standalone, hits, demonstrations=self.demonstrations)
+        for piece in stream_text(self.generator, messages, self.max_new_tokens, self.temperature, floor):
             if not pieces:
                 timings.ttft_s = time.perf_counter() - t0
             pieces.append(piece)
             yield StreamEvent("token", piece)
-        raw = "".join(pieces)
-        checked = self.checker.check(raw, hits, standalone)
+        signals = {
+            "best_dense": result.best_dense,
+            "rare_terms": float(len(self.retriever.rare_terms(standalone, self.rare_term_max_df or 12))),
+            "p_refusal": getattr(self.generator, "last_opening_p", None),
+        }
+        answer = self.finish(question, standalone, hits, "".join(pieces), signals)
+        answer.timings = timings
+        answer.tokens = len(pieces)
         timings.total_s = time.perf_counter() - t0
-        yield StreamEvent(
-            "answer",
-            Answer(
-                question=question,
-                answer=checked.text,
-                refused=checked.refused,
-                citations=checked.citations,
-                retrieved=hits,
-                timings=timings,
-                model=self.model_name,
-                standalone_question=standalone,
-                raw_answer=raw,
-                sentences=checked.sentences,
-                tokens=len(pieces),
-            ),
+        yield StreamEvent("answer", answer)
+
+    def finish(
+        self, question: str, standalone: str, hits: list[Hit], raw: str, signals: dict[str, float | None]
+    ) -> Answer:
+        """Check the model's `raw` text against `hits` and decide between it, a quote and the refusal.
+
+        The citation check keeps the supported sentences. Then the answerability decision (when
+        one is loaded) has the last word: "not answerable" turns an answer into the refusal, and
+        "answerable" turns a refusal into the passage sentence that best answers the question,
+        quoted with its citation. `signals` gains the check's and the quote's scores.
+        """
+        checked = self.checker.check(raw, hits, standalone)
+        quote = best_sentence(standalone, hits, self.checker.embedder)
+        signals = dict(signals)
+        signals["best_sentence"] = quote.score if quote else 0.0
+        signals["support"] = max((c.score for c in checked.sentences if c.supported and c.cited), default=0.0)
+        signals["model_refused"] = float(is_refusal(raw.strip()[:200]) if raw.strip() else 1.0)
+        if self.answerability is not None:
+            p = self.answerability.probability({k: v for k, v in signals.items() if v is not None})
+            signals["p_answerable"] = p
+            if p < self.answerability.threshold and not checked.refused:
+                checked = CheckedAnswer(REFUSAL, True, [], checked.sentences)
+            elif p >= self.answerability.threshold and checked.refused and quote is not None:
+                checked = quoted_answer(hits, quote.hit, quote.start, quote.end, checked.sentences)
+        return Answer(
+            question=question,
+            answer=checked.text,
+            refused=checked.refused,
+            citations=checked.citations,
+            retrieved=hits,
+            timings=Timings(),
+            model=self.model_name,
+            standalone_question=standalone,
+            raw_answer=raw,
+            sentences=checked.sentences,
+            signals=signals,
         )
 
     def ask(self, question: str, history: list[dict[str, Any]] | None = None, top_k: int | None = None) -> Answer:
@@ -228,3 +295,24 @@ class RagPipeline:
             if event.kind == "answer":
                 return event.data
         raise AssertionError("stream ended without an answer")  # pragma: no cover
+
+
+def quoted_answer(hits: list[Hit], j: int, start: int, end: int, checks: list[SentenceCheck]) -> CheckedAnswer:
+    """An answer that quotes passage `j`'s text[start:end] with citation [1], for when the model
+    could not phrase one: `The documents say: “…” [1]`."""
+    chunk = hits[j].chunk
+    text = chunk.text[start:end].strip()
+    citation = Citation(
+        n=1,
+        doc_id=chunk.doc_id,
+        title=chunk.title,
+        url=chunk.source_url,
+        quote=text,
+        start=chunk.start + start,
+        end=chunk.start + end,
+        chunk_id=chunk.chunk_id,
+        publisher=chunk.publisher,
+        date=chunk.date,
+        heading_path=list(chunk.heading_path),
+    )
+    return CheckedAnswer(f"The documents say: “{text}” [1]", False, [citation], checks)

@@ -100,6 +100,13 @@ class HybridRetriever:
                 break
         return RetrievalResult(hits, best_dense)
 
+    def rare_terms(self, query: str, max_df: int) -> list[str]:
+        """The query's words that occur in at least one and at most `max_df` passages: names and terms
+        specific enough that their presence means the corpus is about them ("Humphrey", "Caddy")."""
+        with self._lock:
+            df = self._bm25.doc_freq
+        return [w for w in dict.fromkeys(tokenize(query)) if 0 < df.get(w, 0) <= max_df]
+
     def add_documents(self, docs: list[Document], chunks: list[Chunk]) -> IndexData:
         """Append documents and their chunks (embedding them); returns the new in-memory index."""
         vecs = self.embedder.embed_documents([embedding_text(c) for c in chunks])

@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     candidates: int = Field(30, ge=1, le=500)  # per retriever, before fusion
     rrf_k: int = Field(60, ge=1)
     dedup_threshold: float = Field(0.85, ge=0.0, le=1.0)
-    min_relevance: float = Field(0.2, ge=-1.0, le=1.0)  # best dense cosine below this: refuse
+    min_relevance: float = Field(0.2, ge=-1.0, le=1.0)  # best dense cosine below this: refuse...
+    rare_term_max_df: int = Field(12, ge=0)  # ...unless a question word occurs in 1..this many passages
+    # A question about "the deal" that names no one is about the documents' focus: search for it too.
+    focus_query: str = "UK government OpenAI strategic partnership memorandum of understanding"
 
     # Generation.
     backend: Literal["llama_cpp", "transformers", "openai"] = "llama_cpp"
@@ -58,6 +61,10 @@ class Settings(BaseSettings):
     seed: int = 0
     rewrite_followups: bool = True
     refusal_min_p: float = Field(0.35, ge=0.0, le=1.0)  # refuse only when the model's p(refusal opening) >= this
+    evidence_sentences: int = Field(0, ge=0, le=200)  # 0: whole passages; N: only the N best sentences...
+    evidence_neighbours: int = Field(1, ge=0, le=10)  # ...with this many neighbours either side
+    demonstrations: bool = True  # worked examples before the passages (kept in llama.cpp's prompt cache)
+    answerability: bool = True  # the fitted answer/refuse decision (rag/answerability.json)
 
     # Citation check.
     support_threshold: float = Field(0.5, ge=0.0, le=1.0)

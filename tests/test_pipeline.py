@@ -22,3 +22,27 @@ def test_refusal_floor_is_ignored_by_generators_without_token_probabilities(make
     pipe, gen = make_pipeline(["OpenAI may provide technology to education and defence [1]."], refusal_min_p=0.5)
     assert not pipe.ask("Which sectors could OpenAI work with?").refused
     assert not getattr(gen, "supports_opening_floor", False)
+
+
+def test_the_gate_lets_through_a_question_whose_rare_word_is_in_the_corpus(make_pipeline):
+    pipe, gen = make_pipeline(["Cohere will explore data centres in Canada [1]."], min_relevance=0.99)
+    assert pipe.ask("Where will it look at data centres?").refused and not gen.prompts  # nothing close
+    pipe.rare_term_max_df = 3
+    ans = pipe.ask("What is Cohere exploring?")
+    assert gen.prompts and not ans.refused
+
+
+def test_a_question_about_the_deal_is_searched_with_the_focus(make_pipeline):
+    pipe, _ = make_pipeline(focus_query="OpenAI London office staff")
+    plain = [h.chunk.doc_id for h in pipe.retriever.retrieve("Is the deal binding?", 3).hits]
+    focused = [h.chunk.doc_id for h in pipe.retrieve("Is the deal binding?", 3).hits]
+    assert plain[0] == "cohere-mou" and focused[0] == "openai-deal"
+
+
+def test_demonstrations_come_before_the_passages(make_pipeline):
+    pipe, gen = make_pipeline(["OpenAI may provide technology to education and defence [1]."], demonstrations=True)
+    pipe.ask("Which sectors could OpenAI work with?")
+    roles = [m["role"] for m in gen.prompts[0]]
+    assert roles[0] == "system" and roles[-1] == "user" and roles.count("assistant") >= 4
+    assert "Which sectors" in gen.prompts[0][-1]["content"]
+    assert all("Which sectors" not in m["content"] for m in gen.prompts[0][:-1])
