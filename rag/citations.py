@@ -17,6 +17,7 @@ import numpy as np
 from rag.embedding import Embedder
 from rag.lexical import STOP_WORDS, tokenize
 from rag.prompts import REFUSAL
+from rag.settings import shipped
 from rag.text import CAPITALISED, names, parse_markers, proper_nouns, sentence_spans, split_sentences
 from rag.types import Citation, Hit, SentenceCheck
 
@@ -182,7 +183,12 @@ class CitationChecker:
     zero when the sentence states a number or a name the passage does not hold, credits a sum of
     money to someone the passage does not, or says "not" where the passage does not (or the reverse)."""
 
-    def __init__(self, embedder: Embedder | None, threshold: float = 0.45, unsupported: str = "drop") -> None:
+    def __init__(
+        self,
+        embedder: Embedder | None,
+        threshold: float = shipped("support_threshold"),
+        unsupported: str = shipped("unsupported"),
+    ) -> None:
         self.embedder = embedder
         self.threshold = threshold
         self.unsupported = unsupported

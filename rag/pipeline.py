@@ -22,7 +22,7 @@ from rag.generation import Generator, OpeningFloor, stream_text
 from rag.prompts import REFUSAL, answer_messages, rewrite_messages
 from rag.query import with_focus
 from rag.retrieval import HybridRetriever, RetrievalResult
-from rag.settings import Settings
+from rag.settings import Settings, shipped
 from rag.types import Answer, Citation, Hit, SentenceCheck, Timings
 
 log = logging.getLogger(__name__)
@@ -73,18 +73,18 @@ class RagPipeline:
         generator: Generator,
         checker: CitationChecker,
         *,
-        top_k: int = 5,
-        max_new_tokens: int = 300,
-        temperature: float = 0.0,
-        min_relevance: float = 0.2,
-        rewrite_followups: bool = True,
-        refusal_min_p: float = 0.0,
-        focus_query: str = "",
-        rare_term_max_df: int = 0,
-        demonstrations: bool = False,
+        top_k: int = shipped("top_k"),
+        max_new_tokens: int = shipped("max_new_tokens"),
+        temperature: float = shipped("temperature"),
+        min_relevance: float = shipped("min_relevance"),
+        rewrite_followups: bool = shipped("rewrite_followups"),
+        refusal_min_p: float = shipped("refusal_min_p"),
+        focus_query: str = shipped("focus_query"),
+        rare_term_max_df: int = shipped("rare_term_max_df"),
+        demonstrations: bool = shipped("demonstrations"),
         answerability: AnswerabilityModel | None = None,
-        evidence_sentences: int = 0,
-        evidence_neighbours: int = 1,
+        evidence_sentences: int = shipped("evidence_sentences"),
+        evidence_neighbours: int = shipped("evidence_neighbours"),
     ) -> None:
         self.retriever = retriever
         self.generator = generator

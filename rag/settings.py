@@ -92,3 +92,11 @@ class Settings(BaseSettings):
 
     def api_key_set(self) -> set[str]:
         return {k.strip() for k in self.api_keys.split(",") if k.strip()}
+
+
+def shipped(name: str):
+    """The shipped default of one setting, for constructors' defaults: `shipped("top_k")` -> 5.
+
+    Constructors take their defaults from here, so code and settings cannot disagree.
+    """
+    return Settings.model_fields[name].get_default(call_default_factory=True)
