@@ -85,10 +85,10 @@ def names_supported(claim: str, passage: str, known: set[str] = frozenset()) -> 
     `names_supported("Peter Kyle signed it", "Signed today by Technology Secretary Peter Kyle")` -> True;
     `names_supported("Anthropic will share models", "OpenAI will share models")` -> False.
     """
-    words = set(re.findall(r"[a-z0-9]+", passage.lower().replace("’", "'")))
+    text = passage.lower().replace("’", "'")
     for name in names(claim, known | proper_nouns(passage)):
-        stemmed = name.lower().replace("’", "'").split("'")[0]
-        if stemmed not in words and stemmed.rstrip("s") not in words:
+        stem = name.lower().replace("’", "'").split("'")[0]
+        if not re.search(rf"(?<![a-z0-9]){re.escape(stem.rstrip('s') if len(stem) > 3 else stem)}", text):
             return False
     return True
 

@@ -70,8 +70,10 @@ class LlamaCppGenerator:
 
     supports_opening_floor = True
 
-    def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0) -> None:
-        from llama_cpp import Llama
+    def __init__(
+        self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0, cache_mb: int = 256
+    ) -> None:
+        from llama_cpp import Llama, LlamaRAMCache
 
         if not Path(model_path).is_file():
             raise ModelMissingError(f"model file {model_path} does not exist")
@@ -90,6 +92,11 @@ class LlamaCppGenerator:
             )
         except (ValueError, RuntimeError) as e:
             raise ModelMissingError(f"llama.cpp could not load {model_path}: {e}") from e
+        if cache_mb > 0:
+            # llama.cpp reuses the prompt prefix it read last; a follow-up's rewrite call replaces that
+            # prefix, so keep recent states in RAM and restore the one sharing the longest prefix
+            # (the system prompt and worked examples) instead of reading it again.
+            self._llm.set_cache(LlamaRAMCache(capacity_bytes=cache_mb << 20))
         self._lock = threading.Lock()  # one llama context serves one request at a time
         self.last_opening_p: float | None = None  # for calibration: p of the floored opening, last call
 
@@ -300,4 +307,6 @@ def make_generator(settings: Settings) -> Generator:
     path = resolve_model_path(settings)
     if settings.backend == "transformers":
         return TransformersGenerator(path, n_threads=settings.n_threads)
-    return LlamaCppGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, seed=settings.seed)
+    return LlamaCppGenerator(
+        path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, seed=settings.seed, cache_mb=settings.prompt_cache_mb
+    )

@@ -150,6 +150,14 @@ class RagPipeline:
             evidence_neighbours=s.evidence_neighbours,
         )
 
+    def warm(self) -> None:
+        """Load the model's weights and read the fixed prompt prefix (system prompt and worked
+        examples) once, so the first question pays only for its own passages."""
+        from rag.types import Chunk
+
+        probe = Chunk("warm#0", "warm", "Warming up.", 0, 11)
+        self.generator.generate(answer_messages("Ready?", [Hit(probe, 0.0)], self.demonstrations), max_tokens=1)
+
     @property
     def model_name(self) -> str:
         return self.generator.name

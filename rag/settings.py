@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     n_ctx: int = Field(4096, ge=512)
     n_threads: int | None = None
+    prompt_cache_mb: int = Field(256, ge=0)  # llama.cpp states kept in RAM to skip re-reading a shared prompt prefix
     seed: int = 0
     rewrite_followups: bool = True
     refusal_min_p: float = Field(0.35, ge=0.0, le=1.0)  # refuse only when the model's p(refusal opening) >= this

@@ -166,3 +166,11 @@ def test_money_rule_finds_the_real_subject():
     passage = "Over £2bn will go to AI Growth Zones across the country."
     assert amounts_attributed("Over £2bn will go to AI Growth Zones.", passage)
     assert amounts_attributed("According to the plan, over £2bn will go to AI Growth Zones.", passage)
+
+
+def test_hyphenated_and_possessive_names_are_found():
+    from rag.citations import names_supported
+
+    passage = "The UK has struck similar deals with major US-based companies such as Google and Anthropic."
+    assert names_supported("The UK has deals with US-based firms such as Google and Anthropic's rivals.", passage)
+    assert not names_supported("The UK has deals with US-based firms such as Cohere.", passage)

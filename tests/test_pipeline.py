@@ -47,3 +47,11 @@ def test_demonstrations_come_before_the_passages(make_pipeline):
     assert roles[0] == "system" and roles[-1] == "user" and roles.count("assistant") >= 4
     assert "Which sectors" in gen.prompts[0][-1]["content"]
     assert all("Which sectors" not in m["content"] for m in gen.prompts[0][:-1])
+
+
+def test_warm_reads_the_same_fixed_prefix_as_an_answer(make_pipeline):
+    pipe, gen = make_pipeline(["x", "OpenAI may provide technology to education and defence [1]."])
+    pipe.warm()
+    pipe.ask("Which sectors could OpenAI work with?")
+    warm, answer = gen.prompts
+    assert len(warm) == len(answer) and warm[:-1] == answer[:-1]  # system prompt and examples
