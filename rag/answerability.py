@@ -26,7 +26,7 @@ from rag.lexical import tokenize
 from rag.text import sentence_spans
 from rag.types import Hit
 
-FEATURES = ("best_dense", "best_sentence", "rare_terms", "p_refusal", "support", "model_refused")
+FEATURES = ("best_dense", "best_sentence", "rare_terms", "p_refusal", "support", "model_refused", "type_match")
 
 
 @dataclass

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag.answer_type import answers_the_question
 from rag.answerability import AnswerabilityModel, best_sentence
 from rag.citations import CheckedAnswer, CitationChecker, is_refusal
 from rag.embedding import Embedder
@@ -85,6 +86,7 @@ class RagPipeline:
         answerability: AnswerabilityModel | None = None,
         evidence_sentences: int = shipped("evidence_sentences"),
         evidence_neighbours: int = shipped("evidence_neighbours"),
+        answer_type_check: bool = shipped("answer_type_check"),
     ) -> None:
         self.retriever = retriever
         self.generator = generator
@@ -101,6 +103,7 @@ class RagPipeline:
         self.answerability = answerability
         self.evidence_sentences = evidence_sentences
         self.evidence_neighbours = evidence_neighbours
+        self.answer_type_check = answer_type_check
 
     @classmethod
     def from_settings(
@@ -148,6 +151,7 @@ class RagPipeline:
             answerability=AnswerabilityModel.load() if s.answerability else None,
             evidence_sentences=s.evidence_sentences,
             evidence_neighbours=s.evidence_neighbours,
+            answer_type_check=s.answer_type_check,
         )
 
     def warm(self) -> None:
@@ -272,16 +276,26 @@ class RagPipeline:
         """
         checked = self.checker.check(raw, hits, standalone)
         quote = best_sentence(standalone, hits, self.checker.embedder)
+        # The quote may stand in for an answer only when it says what kind of thing was asked.
+        quote_fits = quote is not None and answers_the_question(standalone, quote.text(hits)) is not False
         signals = dict(signals)
         signals["best_sentence"] = quote.score if quote else 0.0
         signals["support"] = max((c.score for c in checked.sentences if c.supported and c.cited), default=0.0)
         signals["model_refused"] = float(is_refusal(raw.strip()[:200]) if raw.strip() else 1.0)
+        fits = answers_the_question(standalone, checked.text) if not checked.refused else None
+        signals["type_match"] = None if fits is None else float(fits)
+        if self.answer_type_check and fits is False:
+            # A true sentence beside the point ("OpenAI will expand its London office" for "how much").
+            refusal = CheckedAnswer(REFUSAL, True, [], checked.sentences)
+            checked = (
+                quoted_answer(hits, quote.hit, quote.start, quote.end, checked.sentences) if quote_fits else refusal
+            )
         if self.answerability is not None:
             p = self.answerability.probability({k: v for k, v in signals.items() if v is not None})
             signals["p_answerable"] = p
             if p < self.answerability.threshold and not checked.refused:
                 checked = CheckedAnswer(REFUSAL, True, [], checked.sentences)
-            elif p >= self.answerability.threshold and checked.refused and quote is not None:
+            elif p >= self.answerability.threshold and checked.refused and quote_fits:
                 checked = quoted_answer(hits, quote.hit, quote.start, quote.end, checked.sentences)
         return Answer(
             question=question,

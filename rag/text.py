@@ -283,7 +283,7 @@ def names(text: str, known: set[str] = frozenset()) -> list[str]:
     """
     out: list[str] = []
     for m in _RUN.finditer(text):
-        words = [w.strip("-’'") for w in m.group(0).split()]
+        words = [re.sub(r"[’']s$", "", w).strip("-’'") for w in m.group(0).split()]
         keep = [w for w in words if w and _is_name_word(w)]
         if not keep:
             continue
