@@ -87,6 +87,7 @@ class RagPipeline:
         evidence_sentences: int = shipped("evidence_sentences"),
         evidence_neighbours: int = shipped("evidence_neighbours"),
         answer_type_check: bool = shipped("answer_type_check"),
+        question_first: bool = shipped("question_first"),
     ) -> None:
         self.retriever = retriever
         self.generator = generator
@@ -104,6 +105,7 @@ class RagPipeline:
         self.evidence_sentences = evidence_sentences
         self.evidence_neighbours = evidence_neighbours
         self.answer_type_check = answer_type_check
+        self.question_first = question_first
 
     @classmethod
     def from_settings(
@@ -152,6 +154,7 @@ class RagPipeline:
             evidence_sentences=s.evidence_sentences,
             evidence_neighbours=s.evidence_neighbours,
             answer_type_check=s.answer_type_check,
+            question_first=s.question_first,
         )
 
     def warm(self) -> None:
@@ -160,7 +163,8 @@ class RagPipeline:
         from rag.types import Chunk
 
         probe = Chunk("warm#0", "warm", "Warming up.", 0, 11)
-        self.generator.generate(answer_messages("Ready?", [Hit(probe, 0.0)], self.demonstrations), max_tokens=1)
+        messages = answer_messages("Ready?", [Hit(probe, 0.0)], self.demonstrations, self.question_first)
+        self.generator.generate(messages, max_tokens=1)
 
     @property
     def model_name(self) -> str:
@@ -247,7 +251,7 @@ class RagPipeline:
         hits = self.evidence(standalone, hits)
         pieces: list[str] = []
         floor = OpeningFloor(REFUSAL, self.refusal_min_p) if self.refusal_min_p > 0 else None
-        messages = answer_messages(standalone, hits, demonstrations=self.demonstrations)
+        messages = answer_messages(standalone, hits, self.demonstrations, self.question_first)
         for piece in stream_text(self.generator, messages, self.max_new_tokens, self.temperature, floor):
             if not pieces:
                 timings.ttft_s = time.perf_counter() - t0

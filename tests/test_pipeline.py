@@ -55,3 +55,11 @@ def test_warm_reads_the_same_fixed_prefix_as_an_answer(make_pipeline):
     pipe.ask("Which sectors could OpenAI work with?")
     warm, answer = gen.prompts
     assert len(warm) == len(answer) and warm[:-1] == answer[:-1]  # system prompt and examples
+
+
+def test_question_first_asks_before_and_after_the_passages(make_pipeline):
+    pipe, gen = make_pipeline(["OpenAI may provide technology to education and defence [1]."], question_first=True)
+    pipe.ask("Which sectors could OpenAI work with?")
+    user = gen.prompts[0][-1]["content"]
+    assert user.startswith("Question: Which sectors") and user.count("Which sectors") == 2
+    assert user.index("<passage") > user.index("Question:")
