@@ -8,10 +8,10 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.api import create_app
 from rag.indexing import uploads_dir
 from rag.library import DocumentLibrary
 from rag.prompts import REFUSAL
+from rag.serve.http_api import create_app
 from tests.live import serve
 
 SECTORS = "OpenAI may provide technology to education and defence [1]."

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from rag.library import DocumentInfo
-from rag.types import Answer, Citation, Document, Timings
-from rag.ui_render import (
+from rag.serve.render import (
     NOT_FOUND_HTML,
     answer_markdown,
     documents_table_html,
@@ -15,6 +14,7 @@ from rag.ui_render import (
     sources_html,
     turn_record,
 )
+from rag.types import Answer, Citation, Document, Timings
 
 BODY = "# Title\n\nFirst paragraph.\n\nOpenAI may work with education. It may also <b>defend</b>.\n\nLast one."
 

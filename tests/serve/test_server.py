@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from rag.library import DocumentLibrary
-from rag.serving import WarmupApp, build_app
+from rag.serve.server import WarmupApp, build_app
 from tests.live import EchoGenerator, serve
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 
 from rag.library import DocumentLibrary
-from rag.serving import build_app
+from rag.serve.server import build_app
 from tests.live import EchoGenerator, serve
 
 CHROMIUM = "/usr/bin/chromium"

@@ -23,9 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
 from rag.errors import BadInputError, RagError
-from rag.metrics import Metrics
 from rag.pipeline import RagPipeline, final_answer
-from rag.threaded import iterate_in_thread
+from rag.serve.prometheus import Metrics
+from rag.serve.thread_bridge import iterate_in_thread
 from rag.types import Answer
 
 

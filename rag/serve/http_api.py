@@ -1,10 +1,10 @@
 """The HTTP API: ask (JSON or server-sent events), search, documents, feedback, health and metrics,
-plus the OpenAI-compatible `/v1/chat/completions` from `rag.openai_compat`.
+plus the OpenAI-compatible `/v1/chat/completions` from `rag.serve.openai_routes`.
 
 `create_app` receives a built pipeline and library; it never builds models or reads globals.
 Generation runs in a worker thread so the server stays responsive. Interactive docs pages are
 off (they load scripts from a CDN); the schema is at `/openapi.json`. The browser UI is mounted
-beside these routes by `rag.serving`, not here.
+beside these routes by `rag.serve.server`, not here.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
-from rag import openai_compat
-from rag.api_errors import CatchAllMiddleware, error_response, install_error_handlers
 from rag.errors import DocumentError, RagError, UnauthorizedError
-from rag.feedback import MAX_COMMENT_CHARS, FeedbackLog
 from rag.library import DocumentLibrary
-from rag.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from rag.pipeline import MAX_QUESTION_CHARS, RagPipeline, StreamEvent, final_answer
+from rag.serve import openai_routes
+from rag.serve.error_responses import CatchAllMiddleware, error_response, install_error_handlers
+from rag.serve.feedback import MAX_COMMENT_CHARS, FeedbackLog
+from rag.serve.prometheus import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
+from rag.serve.thread_bridge import iterate_in_thread
 from rag.settings import Settings
-from rag.threaded import iterate_in_thread
 
 UPLOAD_OVERHEAD = 64 * 1024  # multipart headers and boundaries around the file's bytes
 
@@ -92,7 +92,7 @@ def create_app(
         feedback: where votes go; defaults to `<data_dir>/feedback.jsonl`.
 
     Returns:
-        A FastAPI app; its `state.metrics` is the app's `rag.metrics.Metrics`.
+        A FastAPI app; its `state.metrics` is the app's `rag.serve.prometheus.Metrics`.
     """
     feedback = feedback or FeedbackLog.from_settings(settings)
     metrics = Metrics()
@@ -201,7 +201,7 @@ def create_app(
         return {"ok": True, "timestamp": rec["timestamp"]}
 
     app.include_router(api)
-    v1 = openai_compat.make_router(pipeline, metrics)
+    v1 = openai_routes.make_router(pipeline, metrics)
     app.include_router(v1, dependencies=auth)
 
     @app.get("/healthz", summary="Liveness and index status")

@@ -4,7 +4,7 @@ and helpful/not-helpful feedback.
 
 `build_ui` receives the built pipeline and library and never builds models; `mount_ui` puts the
 page on a FastAPI app with its stylesheet and the small script that opens a cited source.
-HTML pieces come from `rag.ui_render`. Nothing is fetched from the internet: Gradio serves its
+HTML pieces come from `rag.serve.render`. Nothing is fetched from the internet: Gradio serves its
 own assets and fonts.
 """
 
@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import NotFoundError, RagError
-from rag.feedback import FeedbackLog
 from rag.library import DocumentLibrary
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.pipeline import RagPipeline
-from rag.settings import Settings
-from rag.types import Answer
-from rag.ui_render import (
+from rag.serve.feedback import FeedbackLog
+from rag.serve.render import (
     answer_markdown,
     chat_messages,
     document_markdown,
@@ -32,6 +30,8 @@ from rag.ui_render import (
     sources_html,
     turn_record,
 )
+from rag.settings import Settings
+from rag.types import Answer
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ EXAMPLES = [
     "What is an AI Growth Zone?",
     "How much time did Copilot save civil servants?",
 ]
-CSS_PATH = Path(__file__).with_name("ui.css")
+CSS_PATH = Path(__file__).with_name("chat_ui.css")
 
 # The narrow-screen page margin, and a script that opens the source card a [n] link points at: unfolds an older answer's sources, scrolls the
 # card into view, moves keyboard focus to it and flashes it. Delegated, so it survives re-renders.
