@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from rag.citations import CitationChecker
 from rag.embedding import Embedder
-from rag.errors import EmptyQuestionError
+from rag.errors import BadInputError, EmptyQuestionError
 from rag.generation import Generator, OpeningFloor, stream_text
 from rag.prompts import REFUSAL, answer_messages, rewrite_messages
 from rag.retrieval import HybridRetriever
@@ -27,29 +27,32 @@ log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 2000
 
 
-@dataclass
-class StreamEvent:
-    """One step of a streamed answer: `rewritten` (str), `token` (str), then `answer` (Answer)."""
+@dataclass(frozen=True)
+class Rewritten:
+    """The standalone question retrieval will use (the question itself when there is no history)."""
 
-    kind: str
-    data: Any = field(default=None)
+    data: str
+    kind: Literal["rewritten"] = "rewritten"
 
 
-async def final_answer(first: StreamEvent, events: AsyncIterator[StreamEvent]) -> Answer:
-    """Drain a stream of events (already started with `first`) and return its `Answer`.
+@dataclass(frozen=True)
+class Token:
+    """One piece of the model's raw reply, before its citations are checked."""
 
-    Closes the stream even when the caller is cancelled, so a client that hung up stops generation.
-    """
-    answer = first.data if first.kind == "answer" else None
-    try:
-        async for ev in events:
-            if ev.kind == "answer":
-                answer = ev.data
-    finally:
-        await events.aclose()
-    if answer is None:
-        raise AssertionError("the stream ended without an answer")
-    return answer
+    data: str
+    kind: Literal["token"] = "token"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The checked `Answer`: always the last event of a stream."""
+
+    data: Answer
+    kind: Literal["answer"] = "answer"
+
+
+# One step of a streamed answer: `Rewritten`, then `Token`s, then `Finished`. `kind` tells them apart.
+StreamEvent = Rewritten | Token | Finished
 
 
 def clean_history(history: list[dict[str, Any]] | None) -> list[dict[str, str]]:
@@ -166,8 +169,6 @@ class RagPipeline:
             BadInputError: the question is too long.
             GenerationError: the model backend failed.
         """
-        from rag.errors import BadInputError
-
         question = (question or "").strip()
         if not question:
             raise EmptyQuestionError()
@@ -177,7 +178,7 @@ class RagPipeline:
         t0 = time.perf_counter()
         turns = clean_history(history)
         standalone = self.rewrite(question, turns)
-        yield StreamEvent("rewritten", standalone)
+        yield Rewritten(standalone)
 
         result = self.retriever.retrieve(standalone, k)
         hits = result.hits
@@ -187,9 +188,8 @@ class RagPipeline:
         if not hits or result.best_dense < self.min_relevance:
             log.info("refusing without generation: best dense score %.3f", result.best_dense)
             timings.total_s = time.perf_counter() - t0
-            yield StreamEvent(
-                "answer",
-                Answer(question, REFUSAL, True, [], hits, timings, self.model_name, standalone_question=standalone),
+            yield Finished(
+                Answer(question, REFUSAL, True, [], hits, timings, self.model_name, standalone_question=standalone)
             )
             return
 
@@ -201,12 +201,11 @@ class RagPipeline:
             if not pieces:
                 timings.ttft_s = time.perf_counter() - t0
             pieces.append(piece)
-            yield StreamEvent("token", piece)
+            yield Token(piece)
         raw = "".join(pieces)
         checked = self.checker.check(raw, hits, standalone)
         timings.total_s = time.perf_counter() - t0
-        yield StreamEvent(
-            "answer",
+        yield Finished(
             Answer(
                 question=question,
                 answer=checked.text,

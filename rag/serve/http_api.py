@@ -17,16 +17,15 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
-from sse_starlette import EventSourceResponse
 
 from rag.errors import DocumentError, RagError, UnauthorizedError
 from rag.library import DocumentLibrary
-from rag.pipeline import MAX_QUESTION_CHARS, RagPipeline, StreamEvent, final_answer
+from rag.pipeline import MAX_QUESTION_CHARS, RagPipeline, StreamEvent
 from rag.serve import openai_routes
-from rag.serve.error_responses import CatchAllMiddleware, error_response, install_error_handlers
+from rag.serve.error_responses import CatchAllMiddleware, error_body, error_response, install_error_handlers
 from rag.serve.feedback import MAX_COMMENT_CHARS, FeedbackLog
 from rag.serve.prometheus import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
-from rag.serve.thread_bridge import iterate_in_thread
+from rag.serve.streaming import AnswerStream, Frame
 from rag.settings import Settings
 
 UPLOAD_OVERHEAD = 64 * 1024  # multipart headers and boundaries around the file's bytes
@@ -115,11 +114,10 @@ def create_app(
     @api.post("/ask", summary="Answer a question with citations (JSON, or SSE with `stream: true`)")
     async def ask(req: AskRequest) -> Any:
         history = [t.model_dump() for t in req.history]
-        events = iterate_in_thread(pipeline.stream(req.question, history, req.top_k))
-        first = await anext(events)  # bad input raises here, as a JSON error rather than a broken stream
+        stream = await AnswerStream.start(pipeline, req.question, history, req.top_k)
         if req.stream:
-            return EventSourceResponse(_ask_events(first, events, metrics), ping=15)
-        answer = await final_answer(first, events)
+            return stream.sse(lambda events: ask_frames(events, metrics), error_frames)
+        answer = await stream.answer()
         metrics.observe_answer(answer)
         return answer.to_dict()
 
@@ -220,24 +218,18 @@ def create_app(
     return app
 
 
-async def _ask_events(
-    first: StreamEvent, events: AsyncIterator[StreamEvent], metrics: Metrics
-) -> AsyncIterator[dict[str, str]]:
+async def ask_frames(events: AsyncIterator[StreamEvent], metrics: Metrics) -> AsyncIterator[Frame]:
     """SSE events: `rewritten` {"question"}, `token` {"text"} ..., then `answer` (the Answer JSON)."""
-
-    def encode(ev: StreamEvent) -> dict[str, str]:
+    async for ev in events:
         if ev.kind == "rewritten":
-            return {"event": "rewritten", "data": json.dumps({"question": ev.data})}
-        if ev.kind == "token":
-            return {"event": "token", "data": json.dumps({"text": ev.data})}
-        metrics.observe_answer(ev.data)
-        return {"event": "answer", "data": json.dumps(ev.data.to_dict())}
+            yield {"event": "rewritten", "data": json.dumps({"question": ev.data})}
+        elif ev.kind == "token":
+            yield {"event": "token", "data": json.dumps({"text": ev.data})}
+        else:
+            metrics.observe_answer(ev.data)
+            yield {"event": "answer", "data": json.dumps(ev.data.to_dict())}
 
-    yield encode(first)
-    try:
-        async for ev in events:
-            yield encode(ev)
-    except RagError as e:
-        yield {"event": "error", "data": json.dumps({"error": {"code": e.code, "message": str(e)}})}
-    finally:
-        await events.aclose()  # a client that hung up stops the generation
+
+def error_frames(e: RagError) -> list[Frame]:
+    """An `error` event with the usual error body."""
+    return [{"event": "error", "data": json.dumps(error_body(e.code, str(e)))}]

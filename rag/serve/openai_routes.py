@@ -20,12 +20,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette import EventSourceResponse
 
 from rag.errors import BadInputError, RagError
-from rag.pipeline import RagPipeline, final_answer
+from rag.pipeline import RagPipeline, StreamEvent
 from rag.serve.prometheus import Metrics
-from rag.serve.thread_bridge import iterate_in_thread
+from rag.serve.streaming import AnswerStream, Frame
 from rag.types import Answer
 
 
@@ -134,43 +133,43 @@ def make_router(pipeline: RagPipeline, metrics: Metrics) -> APIRouter:
         question, history = split_messages(req.messages)
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
-        events = iterate_in_thread(pipeline.stream(question, history))
         # Wait for the first event before answering, so bad input is a JSON 4xx, not a broken stream.
-        first = await anext(events)
-
+        stream = await AnswerStream.start(pipeline, question, history)
         if not req.stream:
-            answer = await final_answer(first, events)
+            answer = await stream.answer()
             metrics.observe_answer(answer, "openai")
             return completion(answer, cid, created)
-
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        model = pipeline.model_name
-
-        async def sse() -> AsyncIterator[dict[str, str]]:
-            yield {"data": json.dumps(_chunk(cid, created, model, {"role": "assistant", "content": ""}))}
-            answer = first.data if first.kind == "answer" else None
-            try:
-                async for ev in events:
-                    if ev.kind == "answer":
-                        answer = ev.data
-            except RagError as e:
-                yield {"data": json.dumps({"error": {"code": e.code, "message": str(e)}})}
-                yield {"data": "[DONE]"}
-                return
-            finally:
-                await events.aclose()  # a client that hung up stops the generation
-            assert answer is not None
-            metrics.observe_answer(answer, "openai")
-            for piece in word_pieces(answer.answer):
-                yield {"data": json.dumps(_chunk(cid, created, answer.model, {"content": piece}))}
-            final = _chunk(cid, created, answer.model, {}, "stop")
-            final["sources"] = [c.to_dict() for c in answer.citations]
-            yield {"data": json.dumps(final)}
-            if include_usage:
-                usage = {**_chunk(cid, created, answer.model, {}), "choices": [], "usage": _usage(answer)}
-                yield {"data": json.dumps(usage)}
-            yield {"data": "[DONE]"}
-
-        return EventSourceResponse(sse(), ping=15)
+        return stream.sse(
+            lambda events: chunk_frames(events, cid, created, pipeline.model_name, include_usage, metrics), error_frames
+        )
 
     return router
+
+
+async def chunk_frames(
+    events: AsyncIterator[StreamEvent], cid: str, created: int, model: str, include_usage: bool, metrics: Metrics
+) -> AsyncIterator[Frame]:
+    """`chat.completion.chunk`s: the role at once, the checked answer word by word once it is
+    ready, a final chunk with `sources`, the usage when asked for, then `[DONE]`."""
+    yield {"data": json.dumps(_chunk(cid, created, model, {"role": "assistant", "content": ""}))}
+    answer = None
+    async for ev in events:
+        if ev.kind == "answer":
+            answer = ev.data
+    assert answer is not None
+    metrics.observe_answer(answer, "openai")
+    for piece in word_pieces(answer.answer):
+        yield {"data": json.dumps(_chunk(cid, created, answer.model, {"content": piece}))}
+    final = _chunk(cid, created, answer.model, {}, "stop")
+    final["sources"] = [c.to_dict() for c in answer.citations]
+    yield {"data": json.dumps(final)}
+    if include_usage:
+        usage = {**_chunk(cid, created, answer.model, {}), "choices": [], "usage": _usage(answer)}
+        yield {"data": json.dumps(usage)}
+    yield {"data": "[DONE]"}
+
+
+def error_frames(e: RagError) -> list[Frame]:
+    """The error as OpenAI-style servers send it mid-stream, then `[DONE]`."""
+    return [{"data": json.dumps({"error": {"code": e.code, "message": str(e)}})}, {"data": "[DONE]"}]
