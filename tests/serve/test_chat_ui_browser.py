@@ -202,11 +202,12 @@ class BrokenGenerator:
     """Fails the way real backends do: a `RagError` with a message for the user, or a bug."""
 
     name = "broken"
+    supports_opening_floor = False
 
     def generate(self, messages, max_tokens=300, temperature=0.0):
         return "".join(self.stream(messages, max_tokens, temperature))
 
-    def stream(self, messages, max_tokens=300, temperature=0.0):
+    def stream(self, messages, max_tokens=300, temperature=0.0, opening_floor=None):
         from rag.errors import GenerationError
 
         if "server" in messages[-1]["content"]:
