@@ -2,41 +2,29 @@
 quoted words highlighted, follow-up questions, a Documents tab to read, add and remove documents,
 and helpful/not-helpful feedback.
 
-`build_ui` receives the built pipeline and library and never builds models; `mount_ui` puts the
-page on a FastAPI app with its stylesheet and the small script that opens a cited source.
-HTML pieces come from `rag.serve.render`. Nothing is fetched from the internet: Gradio serves its
-own assets and fonts.
+`build_ui` lays out the two tabs and wires them to the plain handlers in `rag.serve.chat_handlers`;
+it receives the built pipeline and library and never builds models. `mount_ui` puts the page on a
+FastAPI app with its stylesheet and the small script that opens a cited source. HTML pieces come
+from `rag.serve.render`. Nothing is fetched from the internet: Gradio serves its own assets and fonts.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.errors import NotFoundError, RagError
 from rag.library import DocumentLibrary
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.pipeline import RagPipeline
+from rag.serve import chat_handlers as h
+from rag.serve.chat_handlers import TITLE, ChatView, DocumentsView, Listing
 from rag.serve.feedback import FeedbackLog
-from rag.serve.render import (
-    answer_markdown,
-    chat_messages,
-    document_markdown,
-    documents_table_html,
-    drafting_markdown,
-    esc,
-    sources_html,
-    turn_record,
-)
+from rag.serve.render import sources_html
 from rag.settings import Settings
 from rag.types import Answer
 
-log = logging.getLogger(__name__)
-
-TITLE = "UK AI policy documents — cited answers"
-GENERIC_ERROR = "Something went wrong while answering. It has been logged; please try again."
 EXAMPLES = [
     "Which sectors could OpenAI work with under the agreement?",
     "What is an AI Growth Zone?",
@@ -65,9 +53,35 @@ document.addEventListener('click', function (e) {
 </script>"""
 
 
-def _status(kind: str, text: str) -> str:
-    role = "alert" if kind == "error" else "status"
-    return f'<p class="rag-{kind}-note" role="{role}">{esc(text)}</p>'
+@dataclass
+class AskTab:
+    """The Ask tab's components."""
+
+    chat: Any
+    question: Any
+    ask: Any
+    examples: list[Any]
+    comment: Any
+    helpful: Any
+    not_helpful: Any
+    note: Any
+    clear: Any
+    sources: Any
+
+
+@dataclass
+class DocumentsTab:
+    """The Documents tab's components."""
+
+    tab: Any
+    table: Any
+    pick: Any
+    reader: Any
+    file: Any
+    add: Any
+    upload_note: Any
+    remove_pick: Any
+    remove: Any
 
 
 def build_ui(
@@ -93,229 +107,167 @@ def build_ui(
     import gradio as gr
 
     feedback = feedback or FeedbackLog.from_settings(settings)
-
-    def history_of(turns: list[dict[str, Any]]) -> list[dict[str, str]]:
-        out = []
-        for t in turns:
-            if t["kind"] in ("answer", "refused"):
-                out += [{"role": "user", "content": t["question"]}, {"role": "assistant", "content": t["text"]}]
-        return out
-
-    def respond(question: str, turns: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
-        question = (question or "").strip()
-        turns = list(turns or [])
-        if not question:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), _status("info", "Type a question first.")
-            return
-        n = len(turns) + 1
-        done = chat_messages(turns)
-        pending = [{"role": "user", "content": esc(question)}]
-        standalone, raw = question, ""
-        yield (
-            "",
-            done + pending + [{"role": "assistant", "content": drafting_markdown(question, "", "")}],
-            turns,
-            gr.skip(),
-            "",
-        )
-        try:
-            for ev in pipeline.stream(question, history_of(turns)):
-                if ev.kind == "rewritten":
-                    standalone = ev.data
-                elif ev.kind == "token":
-                    raw += ev.data
-                else:
-                    answer: Answer = ev.data
-                    if on_answer is not None:
-                        on_answer(answer)
-                    turns.append(turn_record(n, question, answer, library.retriever.documents))
-                    yield "", chat_messages(turns), turns, sources_html(turns), ""
-                    return
-                draft = {"role": "assistant", "content": drafting_markdown(question, standalone, raw)}
-                yield gr.skip(), done + pending + [draft], gr.skip(), gr.skip(), gr.skip()
-        except RagError as e:
-            message = str(e)
-        except Exception:
-            log.exception("answering %r failed", question)
-            message = GENERIC_ERROR
-        turns.append(
-            {"n": n, "question": question, "standalone": standalone, "kind": "error", "text": message, "citations": []}
-        )
-        yield "", chat_messages(turns), turns, gr.skip(), ""
-
-    def clear() -> tuple[Any, ...]:
-        return [], [], sources_html([]), ""
-
-    def vote(helpful: bool, comment: str, turns: list[dict[str, Any]]) -> tuple[str, str]:
-        answered = [t for t in turns or [] if t["kind"] in ("answer", "refused")]
-        if not answered:
-            return comment, _status("info", "Ask a question first, then say whether the answer helped.")
-        t = answered[-1]
-        citations = [{k: c[k] for k in ("n", "doc_id", "title", "url", "quote")} for c in t["citations"]]
-        try:
-            feedback.record(
-                helpful=helpful, question=t["question"], answer=t["text"], citations=citations, comment=comment or ""
-            )
-        except OSError:
-            log.exception("saving feedback failed")
-            return comment, _status("error", "Sorry, your feedback could not be saved.")
-        return "", _status("ok", "Thank you: your feedback on the last answer was saved.")
-
-    def doc_choices() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        infos = library.list()
-        return [(i.title, i.doc_id) for i in infos], [(i.title, i.doc_id) for i in infos if i.uploaded]
-
-    def summary() -> str:
-        n_docs, n_chunks = len(library.retriever.documents), len(library.retriever.chunks)
-        return (
-            f'<header class="rag-header"><h1>{esc(TITLE)}</h1></header>'
-            f'<p class="rag-sub">Answers come only from the {n_docs} indexed documents ({n_chunks} passages); '
-            f"every sentence links to the passage it rests on. Model: {esc(pipeline.model_name)}.</p>"
-        )
-
-    def refresh() -> tuple[Any, ...]:
-        every, uploaded = doc_choices()
-        return (
-            summary(),
-            documents_table_html(library.list()),
-            gr.update(choices=every),
-            gr.update(choices=uploaded, value=None),
-        )
-
-    def open_doc(doc_id: str | None) -> str:
-        if not doc_id:
-            return ""
-        try:
-            return document_markdown(library.get(doc_id), library.info(doc_id))
-        except NotFoundError as e:
-            return str(e)
-
-    def upload(path: str | None) -> tuple[Any, ...]:
-        if not path:
-            return (_status("error", "Choose a file first."), gr.skip(), *([gr.skip()] * 4))
-        p = Path(path)
-        try:
-            info = library.add(p.name, p.read_bytes())
-        except RagError as e:  # the file is cleared either way, so the next one can be chosen
-            return (_status("error", str(e)), None, *([gr.skip()] * 4))
-        except Exception:
-            log.exception("upload of %s failed", p.name)
-            return (
-                _status("error", "Sorry, that file could not be added. It has been logged."),
-                None,
-                *([gr.skip()] * 4),
-            )
-        note = _status("ok", f"Added “{info.title}” ({info.chunks} passages). You can ask about it now.")
-        return (note, None, *refresh())
-
-    def remove(doc_id: str | None) -> tuple[Any, ...]:
-        if not doc_id:
-            return (_status("error", "Choose an uploaded document to remove."), *([gr.skip()] * 4))
-        try:
-            title = library.get(doc_id).title
-            library.remove(doc_id)
-        except RagError as e:
-            return (_status("error", str(e)), *([gr.skip()] * 4))
-        except Exception:
-            log.exception("removing %s failed", doc_id)
-            return (
-                _status("error", "Sorry, that document could not be removed. It has been logged."),
-                *([gr.skip()] * 4),
-            )
-        return (_status("ok", f"Removed “{title}”."), *refresh())
-
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=False) as ui:
-        sub = gr.HTML(summary(), js_on_load=None)
+        summary = gr.HTML(h.summary_html(pipeline, library), js_on_load=None)
         turns = gr.State([])
         with gr.Tabs():
-            with gr.Tab("Ask", id="ask"), gr.Row(equal_height=False, elem_classes="rag-main"):
-                with gr.Column(scale=3, min_width=320):
-                    chat = gr.Chatbot(
-                        label="Conversation",
-                        elem_id="rag-chat",
-                        height=520,
-                        feedback_options=None,
-                        buttons=["copy"],
-                        autoscroll=True,
-                        placeholder="Ask a question about UK AI policy, or start from an example below.",
-                    )
-                    with gr.Row(elem_classes="rag-ask-row"):
-                        question = gr.Textbox(
-                            label="Your question",
-                            elem_id="rag-question",
-                            scale=5,
-                            placeholder="e.g. What is an AI Growth Zone?",
-                            max_length=2000,
-                            autofocus=True,
-                            lines=1,
-                            max_lines=4,
-                        )
-                        ask = gr.Button("Ask", variant="primary", elem_id="rag-ask", scale=1, min_width=80)
-                    with gr.Row(elem_classes="rag-examples"):
-                        example_buttons = [gr.Button(q, size="sm", elem_classes="rag-example") for q in EXAMPLES]
-                    with gr.Accordion("Was the last answer helpful?", open=False, elem_id="rag-feedback"):
-                        comment = gr.Textbox(
-                            label="Comment (optional)", lines=2, max_length=2000, elem_id="rag-comment"
-                        )
-                        with gr.Row():
-                            up = gr.Button("👍 Helpful", size="sm", elem_id="rag-helpful")
-                            down = gr.Button("👎 Not helpful", size="sm", elem_id="rag-not-helpful")
-                    note = gr.HTML("", elem_id="rag-note", js_on_load=None)
-                    clear_btn = gr.Button("Clear conversation", size="sm", variant="secondary")
-                with gr.Column(scale=2, min_width=300):
-                    sources = gr.HTML(sources_html([]), elem_id="rag-sources", js_on_load=None)
-            with gr.Tab("Documents", id="documents") as docs_tab:
-                every, uploaded = doc_choices()
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=3, min_width=320):
-                        table = gr.HTML(documents_table_html(library.list()), elem_id="rag-doc-table", js_on_load=None)
-                        pick = gr.Dropdown(
-                            every, value=None, label="Open a document to read it", elem_id="rag-doc-pick"
-                        )
-                        reader = gr.Markdown("", elem_id="rag-reader", elem_classes="rag-reader")
-                    with gr.Column(scale=2, min_width=300):
-                        gr.HTML(
-                            '<h2 class="rag-h2">Add a document</h2><p class="rag-muted">PDF, Word (.docx), HTML, '
-                            f"Markdown or text, up to {library.max_bytes // 1_000_000} MB. It is searchable as soon "
-                            "as it is added; uploads can be removed again.</p>",
-                            js_on_load=None,
-                        )
-                        file = gr.File(
-                            label="File to add",
-                            file_types=sorted(SUPPORTED_SUFFIXES),
-                            type="filepath",
-                            elem_id="rag-upload",
-                        )
-                        add_btn = gr.Button("Add to the index", variant="primary", elem_id="rag-add")
-                        upload_note = gr.HTML("", elem_id="rag-upload-note", js_on_load=None)
-                        remove_pick = gr.Dropdown(
-                            uploaded, value=None, label="Uploaded documents", elem_id="rag-remove-pick"
-                        )
-                        remove_btn = gr.Button("Remove this upload", variant="stop", elem_id="rag-remove")
-
-        chat_io = dict(
-            inputs=[question, turns],
-            outputs=[question, chat, turns, sources, note],
-            show_progress="hidden",
-            api_visibility="private",
-        )
-        question.submit(respond, **chat_io)
-        ask.click(respond, **chat_io)
-        for b, q in zip(example_buttons, EXAMPLES, strict=True):
-            b.click(lambda q=q: q, None, question, api_visibility="private", queue=False).then(respond, **chat_io)
-        clear_btn.click(clear, None, [chat, turns, sources, note], api_visibility="private")
-        # The chatbot's own bin icon empties the display; the conversation state must follow it.
-        chat.clear(clear, None, [chat, turns, sources, note], api_visibility="private")
-        up.click(lambda c, t: vote(True, c, t), [comment, turns], [comment, note], api_visibility="private")
-        down.click(lambda c, t: vote(False, c, t), [comment, turns], [comment, note], api_visibility="private")
-
-        listing = [sub, table, pick, remove_pick]
-        pick.change(open_doc, pick, reader, api_visibility="private")
-        add_btn.click(upload, file, [upload_note, file, *listing], api_visibility="private")
-        remove_btn.click(remove, remove_pick, [upload_note, *listing], api_visibility="private")
-        docs_tab.select(refresh, None, listing, api_visibility="private")
-        ui.load(refresh, None, listing, api_visibility="private")
+            ask = ask_tab()
+            docs = documents_tab(h.listing(pipeline, library), library.max_bytes)
+        wire_ask(ask, turns, pipeline, library, feedback, on_answer)
+        wire_documents(docs, summary, ui, pipeline, library)
     return ui
+
+
+def ask_tab() -> AskTab:
+    """Lay out the Ask tab: the conversation, the question box, examples, feedback and sources."""
+    import gradio as gr
+
+    with gr.Tab("Ask", id="ask"), gr.Row(equal_height=False, elem_classes="rag-main"):
+        with gr.Column(scale=3, min_width=320):
+            chat = gr.Chatbot(
+                label="Conversation",
+                elem_id="rag-chat",
+                height=520,
+                feedback_options=None,
+                buttons=["copy"],
+                autoscroll=True,
+                placeholder="Ask a question about UK AI policy, or start from an example below.",
+            )
+            with gr.Row(elem_classes="rag-ask-row"):
+                question = gr.Textbox(
+                    label="Your question",
+                    elem_id="rag-question",
+                    scale=5,
+                    placeholder="e.g. What is an AI Growth Zone?",
+                    max_length=2000,
+                    autofocus=True,
+                    lines=1,
+                    max_lines=4,
+                )
+                ask = gr.Button("Ask", variant="primary", elem_id="rag-ask", scale=1, min_width=80)
+            with gr.Row(elem_classes="rag-examples"):
+                examples = [gr.Button(q, size="sm", elem_classes="rag-example") for q in EXAMPLES]
+            with gr.Accordion("Was the last answer helpful?", open=False, elem_id="rag-feedback"):
+                comment = gr.Textbox(label="Comment (optional)", lines=2, max_length=2000, elem_id="rag-comment")
+                with gr.Row():
+                    helpful = gr.Button("👍 Helpful", size="sm", elem_id="rag-helpful")
+                    not_helpful = gr.Button("👎 Not helpful", size="sm", elem_id="rag-not-helpful")
+            note = gr.HTML("", elem_id="rag-note", js_on_load=None)
+            clear = gr.Button("Clear conversation", size="sm", variant="secondary")
+        with gr.Column(scale=2, min_width=300):
+            sources = gr.HTML(sources_html([]), elem_id="rag-sources", js_on_load=None)
+    return AskTab(chat, question, ask, examples, comment, helpful, not_helpful, note, clear, sources)
+
+
+def documents_tab(first: Listing, max_bytes: int) -> DocumentsTab:
+    """Lay out the Documents tab: the table and a reader on the left, upload and removal on the right."""
+    import gradio as gr
+
+    with gr.Tab("Documents", id="documents") as tab, gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=320):
+            table = gr.HTML(first.table, elem_id="rag-doc-table", js_on_load=None)
+            pick = gr.Dropdown(first.choices, value=None, label="Open a document to read it", elem_id="rag-doc-pick")
+            reader = gr.Markdown("", elem_id="rag-reader", elem_classes="rag-reader")
+        with gr.Column(scale=2, min_width=300):
+            gr.HTML(
+                '<h2 class="rag-h2">Add a document</h2><p class="rag-muted">PDF, Word (.docx), HTML, '
+                f"Markdown or text, up to {max_bytes // 1_000_000} MB. It is searchable as soon "
+                "as it is added; uploads can be removed again.</p>",
+                js_on_load=None,
+            )
+            file = gr.File(
+                label="File to add", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath", elem_id="rag-upload"
+            )
+            add = gr.Button("Add to the index", variant="primary", elem_id="rag-add")
+            upload_note = gr.HTML("", elem_id="rag-upload-note", js_on_load=None)
+            remove_pick = gr.Dropdown(first.uploaded, value=None, label="Uploaded documents", elem_id="rag-remove-pick")
+            remove = gr.Button("Remove this upload", variant="stop", elem_id="rag-remove")
+    return DocumentsTab(tab, table, pick, reader, file, add, upload_note, remove_pick, remove)
+
+
+def _keep_none(*values: Any) -> tuple[Any, ...]:
+    """Gradio outputs, with `None` ("leave it as it is") as Gradio's skip."""
+    import gradio as gr
+
+    return tuple(gr.skip() if v is None else v for v in values)
+
+
+def _chat_outputs(view: ChatView) -> tuple[Any, ...]:
+    return _keep_none(view.question, view.messages, view.turns, view.sources, view.note)
+
+
+def _listing_outputs(listing: Listing | None) -> tuple[Any, ...]:
+    import gradio as gr
+
+    if listing is None:
+        return (gr.skip(),) * 4
+    return (
+        listing.summary,
+        listing.table,
+        gr.update(choices=listing.choices),
+        gr.update(choices=listing.uploaded, value=None),
+    )
+
+
+def wire_ask(
+    tab: AskTab,
+    turns: Any,
+    pipeline: RagPipeline,
+    library: DocumentLibrary,
+    feedback: FeedbackLog,
+    on_answer: Callable[[Answer], None] | None,
+) -> None:
+    """Connect the Ask tab to `respond`, `clear_chat` and `vote`."""
+
+    def on_ask(question: str, kept: h.Turns) -> Iterator[tuple[Any, ...]]:
+        for view in h.respond(pipeline, library, question, kept, on_answer):
+            yield _chat_outputs(view)
+
+    def on_clear() -> tuple[Any, ...]:
+        view = h.clear_chat()
+        return view.messages, view.turns, view.sources, view.note
+
+    chat_io: dict[str, Any] = dict(
+        inputs=[tab.question, turns],
+        outputs=[tab.question, tab.chat, turns, tab.sources, tab.note],
+        show_progress="hidden",
+        api_visibility="private",
+    )
+    tab.question.submit(on_ask, **chat_io)
+    tab.ask.click(on_ask, **chat_io)
+    for b, q in zip(tab.examples, EXAMPLES, strict=True):
+        b.click(lambda q=q: q, None, tab.question, api_visibility="private", queue=False).then(on_ask, **chat_io)
+    cleared = [tab.chat, turns, tab.sources, tab.note]
+    tab.clear.click(on_clear, None, cleared, api_visibility="private")
+    # The chatbot's own bin icon empties the display; the conversation state must follow it.
+    tab.chat.clear(on_clear, None, cleared, api_visibility="private")
+    voted = dict(inputs=[tab.comment, turns], outputs=[tab.comment, tab.note], api_visibility="private")
+    tab.helpful.click(lambda c, t: h.vote(feedback, True, c, t), **voted)
+    tab.not_helpful.click(lambda c, t: h.vote(feedback, False, c, t), **voted)
+
+
+def wire_documents(tab: DocumentsTab, summary: Any, ui: Any, pipeline: RagPipeline, library: DocumentLibrary) -> None:
+    """Connect the Documents tab to `open_document`, `add_document` and `remove_document`; the
+    listing is refreshed whenever the tab or the page is opened (another visitor may have uploaded)."""
+    import gradio as gr
+
+    def on_refresh() -> tuple[Any, ...]:
+        return _listing_outputs(h.listing(pipeline, library))
+
+    def on_add(path: str | None) -> tuple[Any, ...]:
+        view: DocumentsView = h.add_document(pipeline, library, path)
+        return (view.note, None if view.clear_file else gr.skip(), *_listing_outputs(view.listing))
+
+    def on_remove(doc_id: str | None) -> tuple[Any, ...]:
+        view = h.remove_document(pipeline, library, doc_id)
+        return (view.note, *_listing_outputs(view.listing))
+
+    listed = [summary, tab.table, tab.pick, tab.remove_pick]
+    tab.pick.change(lambda doc_id: h.open_document(library, doc_id), tab.pick, tab.reader, api_visibility="private")
+    tab.add.click(on_add, tab.file, [tab.upload_note, tab.file, *listed], api_visibility="private")
+    tab.remove.click(on_remove, tab.remove_pick, [tab.upload_note, *listed], api_visibility="private")
+    tab.tab.select(on_refresh, None, listed, api_visibility="private")
+    ui.load(on_refresh, None, listed, api_visibility="private")
 
 
 def mount_ui(app: Any, ui: Any, path: str = "/", max_file_bytes: int | None = None) -> Any:
@@ -347,6 +299,3 @@ def mount_ui(app: Any, ui: Any, path: str = "/", max_file_bytes: int | None = No
         mcp_server=False,
         run_history=False,
     )
-
-
-__all__ = ["EXAMPLES", "TITLE", "answer_markdown", "build_ui", "mount_ui"]

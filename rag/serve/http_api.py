@@ -65,6 +65,7 @@ def bearer_auth(keys: set[str]) -> Any:
 
 
 def index_status(pipeline: RagPipeline) -> dict[str, Any]:
+    """The live index's size, build time and embedding model, as `/healthz` reports them."""
     m = pipeline.retriever.data.manifest
     return {
         "chunks": len(pipeline.retriever.chunks),
@@ -73,6 +74,56 @@ def index_status(pipeline: RagPipeline) -> dict[str, Any]:
         "updated_at": m.get("updated_at", m.get("built_at", "")),
         "embedding_model": m.get("embedding_model", ""),
     }
+
+
+def search_results(pipeline: RagPipeline, q: str, k: int) -> dict[str, Any]:
+    """What `GET /api/search` returns: the passages retrieval finds, ranked, with their scores.
+
+    Raises:
+        EmptyQuestionError: the query is blank.
+    """
+    hits = pipeline.search(q, k)
+    return {
+        "query": q,
+        "results": [
+            {"rank": i, "score": round(h.score, 6), "dense_rank": h.dense_rank, "lexical_rank": h.lexical_rank}
+            | h.chunk.to_dict()
+            for i, h in enumerate(hits, 1)
+        ],
+    }
+
+
+def document_with_body(library: DocumentLibrary, doc_id: str) -> dict[str, Any]:
+    """One document's metadata and full text.
+
+    Raises:
+        NotFoundError: there is no such document.
+    """
+    return {**library.info(doc_id).to_dict(), "body": library.get(doc_id).body}
+
+
+async def read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
+    """The file name and bytes of a multipart upload in the field `file`.
+
+    Parsed by hand so an oversized body is refused before it is spooled to disk.
+
+    Raises:
+        DocumentError: the body is too large, is not multipart, or has no `file` field.
+    """
+    length = int(request.headers.get("content-length") or 0)
+    if length > max_bytes + UPLOAD_OVERHEAD:
+        raise DocumentError(f"The upload is {length / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.")
+    try:
+        form = await request.form(max_files=1, max_fields=5)
+    except Exception as e:  # malformed multipart bodies raise several types
+        raise DocumentError("Send the file as multipart/form-data in a field called `file`.") from e
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise DocumentError("Send the file as multipart/form-data in a field called `file`.")
+        return upload.filename or "upload", await upload.read(max_bytes + 1)
+    finally:
+        await form.close()  # removes the spooled temporary file
 
 
 def create_app(
@@ -110,6 +161,17 @@ def create_app(
 
     auth = [Depends(bearer_auth(settings.api_key_set()))]
     api = APIRouter(prefix="/api", dependencies=auth)
+    add_answer_routes(api, pipeline, metrics)
+    add_document_routes(api, library)
+    add_feedback_route(api, feedback)
+    app.include_router(api)
+    app.include_router(openai_routes.make_router(pipeline, metrics), dependencies=auth)
+    add_operations_routes(app, pipeline, metrics)
+    return app
+
+
+def add_answer_routes(api: APIRouter, pipeline: RagPipeline, metrics: Metrics) -> None:
+    """`POST /api/ask` and `GET /api/search`."""
 
     @api.post("/ask", summary="Answer a question with citations (JSON, or SSE with `stream: true`)")
     async def ask(req: AskRequest) -> Any:
@@ -126,20 +188,25 @@ def create_app(
         q: str = Query(..., max_length=MAX_QUESTION_CHARS, description="the query"),
         k: int = Query(5, ge=1, le=50, description="how many passages"),
     ) -> dict[str, Any]:
-        hits = await run_in_threadpool(pipeline.search, q, k)
-        return {
-            "query": q,
-            "results": [
-                {
-                    "rank": i,
-                    "score": round(h.score, 6),
-                    "dense_rank": h.dense_rank,
-                    "lexical_rank": h.lexical_rank,
-                    **h.chunk.to_dict(),
-                }
-                for i, h in enumerate(hits, 1)
-            ],
+        return await run_in_threadpool(search_results, pipeline, q, k)
+
+
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
         }
+    },
+}
+
+
+def add_document_routes(api: APIRouter, library: DocumentLibrary) -> None:
+    """List, read, upload and remove documents under `/api/documents`."""
 
     @api.get("/documents", summary="Every indexed document with its metadata")
     async def list_documents() -> dict[str, Any]:
@@ -147,45 +214,17 @@ def create_app(
 
     @api.get("/documents/{doc_id}", summary="One document, with its full text")
     async def get_document(doc_id: str) -> dict[str, Any]:
-        info = library.info(doc_id)
-        return {**info.to_dict(), "body": library.get(doc_id).body}
+        return document_with_body(library, doc_id)
 
     @api.post(
         "/documents",
         status_code=201,
         summary="Upload a PDF, DOCX, HTML, Markdown or text file into the index",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["file"],
-                            "properties": {"file": {"type": "string", "format": "binary"}},
-                        }
-                    }
-                },
-            }
-        },
+        openapi_extra={"requestBody": UPLOAD_BODY},
     )
     async def upload_document(request: Request) -> dict[str, Any]:
-        # Parsed by hand so an oversized body is refused before it is spooled to disk.
-        length = int(request.headers.get("content-length") or 0)
-        if length > library.max_bytes + UPLOAD_OVERHEAD:
-            raise DocumentError(f"The upload is {length / 1e6:.1f} MB; the limit is {library.max_bytes / 1e6:.0f} MB.")
-        try:
-            form = await request.form(max_files=1, max_fields=5)
-        except Exception as e:  # malformed multipart bodies raise several types
-            raise DocumentError("Send the file as multipart/form-data in a field called `file`.") from e
-        try:
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                raise DocumentError("Send the file as multipart/form-data in a field called `file`.")
-            data = await upload.read(library.max_bytes + 1)
-        finally:
-            await form.close()  # removes the spooled temporary file
-        info = await run_in_threadpool(library.add, upload.filename or "upload", data)
+        name, data = await read_upload(request, library.max_bytes)
+        info = await run_in_threadpool(library.add, name, data)
         return info.to_dict()
 
     @api.delete("/documents/{doc_id}", summary="Remove an uploaded document")
@@ -193,14 +232,18 @@ def create_app(
         await run_in_threadpool(library.remove, doc_id)
         return {"deleted": doc_id}
 
+
+def add_feedback_route(api: APIRouter, feedback: FeedbackLog) -> None:
+    """`POST /api/feedback`."""
+
     @api.post("/feedback", status_code=201, summary="Record whether an answer helped")
     async def post_feedback(req: FeedbackRequest) -> dict[str, Any]:
         rec = await run_in_threadpool(lambda: feedback.record(**req.model_dump()))
         return {"ok": True, "timestamp": rec["timestamp"]}
 
-    app.include_router(api)
-    v1 = openai_routes.make_router(pipeline, metrics)
-    app.include_router(v1, dependencies=auth)
+
+def add_operations_routes(app: FastAPI, pipeline: RagPipeline, metrics: Metrics) -> None:
+    """`/healthz`, `/metrics`, and a JSON 404 for unknown `/api/...` paths."""
 
     @app.get("/healthz", summary="Liveness and index status")
     async def healthz() -> dict[str, Any]:
@@ -214,8 +257,6 @@ def create_app(
     async def unknown_api(rest: str) -> Response:
         # Without this, an unknown /api path would fall through to the browser UI mounted at "/".
         return error_response("not_found", f"There is no API route /api/{rest}.", 404)
-
-    return app
 
 
 async def ask_frames(events: AsyncIterator[StreamEvent], metrics: Metrics) -> AsyncIterator[Frame]:

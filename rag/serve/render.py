@@ -43,6 +43,12 @@ def esc(text: str) -> str:
     return html.escape(text or "", quote=True)
 
 
+def status_html(kind: str, text: str) -> str:
+    """A status line: `kind` is "info", "ok" or "error" (announced at once to screen readers)."""
+    role = "alert" if kind == "error" else "status"
+    return f'<p class="rag-{kind}-note" role="{role}">{esc(text)}</p>'
+
+
 def format_date(iso: str) -> str:
     """`format_date("2025-07-22")` -> `"22 July 2025"`; anything else is returned as it is."""
     m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", (iso or "").strip())

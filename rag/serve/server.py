@@ -22,7 +22,8 @@ from starlette.types import Receive, Scope, Send
 from rag.errors import ModelLoadingError
 from rag.library import DocumentLibrary
 from rag.pipeline import RagPipeline
-from rag.serve.chat_ui import TITLE, build_ui, mount_ui
+from rag.serve.chat_handlers import TITLE
+from rag.serve.chat_ui import build_ui, mount_ui
 from rag.serve.error_responses import error_body
 from rag.serve.feedback import FeedbackLog
 from rag.serve.http_api import create_app

@@ -8,10 +8,11 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from rag.errors import EmptyQuestionError, NotFoundError
 from rag.indexing import uploads_dir
 from rag.library import DocumentLibrary
 from rag.prompts import REFUSAL
-from rag.serve.http_api import create_app
+from rag.serve.http_api import create_app, document_with_body, index_status, search_results
 from tests.live import serve
 
 SECTORS = "OpenAI may provide technology to education and defence [1]."
@@ -302,6 +303,19 @@ def test_feedback_is_appended(make_client, settings):
     assert resp.status_code == 201
     lines = (settings.data_dir / "feedback.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["comment"] == "wrong" and json.loads(lines[-1])["helpful"] is False
+
+
+def test_route_handlers_work_without_http(make_pipeline, settings):
+    pipe, _ = make_pipeline()
+    library = DocumentLibrary(pipe.retriever, settings)
+    found = search_results(pipe, "Cohere data centres Canada", 2)
+    assert [r["rank"] for r in found["results"]] == [1, 2] and found["results"][0]["doc_id"] == "cohere-mou"
+    with pytest.raises(EmptyQuestionError):
+        search_results(pipe, "  ", 2)
+    assert "not legally binding" in document_with_body(library, "cohere-mou")["body"]
+    with pytest.raises(NotFoundError):
+        document_with_body(library, "nope")
+    assert index_status(pipe)["documents"] == 3
 
 
 # --- auth, health, metrics, schema -------------------------------------------------------
