@@ -325,7 +325,8 @@ def test_api_keys_guard_api_and_v1_but_not_health(make_client):
     client, _, _ = make_client([SECTORS], api_keys="k1, k2")
     assert_error(client.get("/api/documents"), 401, "unauthorized")
     resp = client.get("/api/documents", headers={"Authorization": "Bearer nope"})
-    assert_error(resp, 401, "unauthorized") and resp.headers["www-authenticate"] == "Bearer"
+    assert_error(resp, 401, "unauthorized")
+    assert resp.headers["www-authenticate"] == "Bearer"
     assert_error(
         client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}), 401, "unauthorized"
     )
