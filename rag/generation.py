@@ -332,7 +332,9 @@ def make_generator(settings: Settings) -> Generator:
         ModelMissingError: the model cannot be found or loaded.
     """
     if settings.backend == "openai":
-        return OpenAICompatGenerator(settings.openai_base_url, settings.openai_model, settings.openai_api_key)
+        return OpenAICompatGenerator(
+            settings.openai_base_url, settings.openai_model, settings.openai_api_key.get_secret_value()
+        )
     path = resolve_model_path(settings)
     if settings.backend == "transformers":
         return TransformersGenerator(path, n_threads=settings.n_threads)

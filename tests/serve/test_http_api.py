@@ -7,6 +7,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from rag.errors import EmptyQuestionError, NotFoundError
 from rag.indexing import uploads_dir
@@ -26,7 +27,7 @@ def make_client(make_pipeline, settings):
 
     def make(replies: list[str] | None = None, api_keys: str = ""):
         pipe, gen = make_pipeline(replies)
-        s = settings.model_copy(update={"api_keys": api_keys})
+        s = settings.model_copy(update={"api_keys": SecretStr(api_keys)})
         app = create_app(pipe, DocumentLibrary(pipe.retriever, s), s)
         return TestClient(app, raise_server_exceptions=False), gen, app
 
@@ -204,7 +205,7 @@ def test_chat_completions_needs_a_user_message_last(make_client):
 def live_server(make_pipeline, settings):
     """A real uvicorn server over the fake pipeline, with API key `sk-test`."""
     pipe, _ = make_pipeline([SECTORS] * 4)
-    s = settings.model_copy(update={"api_keys": "sk-test"})
+    s = settings.model_copy(update={"api_keys": SecretStr("sk-test")})
     with serve(create_app(pipe, DocumentLibrary(pipe.retriever, s), s)) as url:
         yield url
 
