@@ -17,6 +17,7 @@ from typing import Any
 from rag.errors import NotFoundError, RagError
 from rag.library import DocumentLibrary
 from rag.pipeline import RagPipeline
+from rag.serve.error_responses import client_message
 from rag.serve.feedback import FeedbackLog
 from rag.serve.render import (
     chat_messages,
@@ -124,7 +125,7 @@ def respond(
             draft = {"role": "assistant", "content": drafting_markdown(question, standalone, raw)}
             yield ChatView(messages=done + pending + [draft])
     except RagError as e:
-        message = str(e)
+        message = client_message(e)
     except Exception:
         log.exception("answering %r failed", question)
         message = GENERIC_ERROR
@@ -202,7 +203,7 @@ def add_document(pipeline: RagPipeline, library: DocumentLibrary, path: str | No
     try:
         info = library.add(p.name, p.read_bytes())
     except RagError as e:
-        return DocumentsView(status_html("error", str(e)), clear_file=True)
+        return DocumentsView(status_html("error", client_message(e)), clear_file=True)
     except Exception:
         log.exception("upload of %s failed", p.name)
         return DocumentsView(status_html("error", "Sorry, that file could not be added. It has been logged."), True)
@@ -218,7 +219,7 @@ def remove_document(pipeline: RagPipeline, library: DocumentLibrary, doc_id: str
         title = library.get(doc_id).title
         library.remove(doc_id)
     except RagError as e:
-        return DocumentsView(status_html("error", str(e)))
+        return DocumentsView(status_html("error", client_message(e)))
     except Exception:
         log.exception("removing %s failed", doc_id)
         return DocumentsView(status_html("error", "Sorry, that document could not be removed. It has been logged."))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,23 @@ from rag.errors import RagError
 log = logging.getLogger(__name__)
 
 INTERNAL_MESSAGE = "Something went wrong on the server. It has been logged; please try again."
+
+
+# An absolute filesystem path: "/" at the start or after a space, quote or bracket (not in a URL).
+_SERVER_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"“”`()]+/)*([^\s/'\"“”`():;,]*)")
+
+
+def public_message(message: str) -> str:
+    """A server-side error message fit for a client: absolute paths cut to their last part.
+
+    `public_message("model file /srv/m/q.gguf does not exist")` -> `"model file q.gguf does not exist"`.
+    """
+    return _SERVER_PATH.sub(lambda m: m.group(1) or m.group(0).rstrip("/").rsplit("/", 1)[-1] + "/", message)
+
+
+def client_message(exc: RagError) -> str:
+    """What a client is told about `exc`: its message, without server paths when the server is at fault."""
+    return public_message(str(exc)) if exc.status >= 500 else str(exc)
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -51,7 +69,7 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         if exc.status >= 500:
             log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(exc.code, str(exc), exc.status, headers)
+        return error_response(exc.code, client_message(exc), exc.status, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -22,7 +22,13 @@ from rag.errors import DocumentError, RagError, UnauthorizedError
 from rag.library import DocumentLibrary
 from rag.pipeline import MAX_QUESTION_CHARS, RagPipeline, StreamEvent
 from rag.serve import openai_routes
-from rag.serve.error_responses import CatchAllMiddleware, error_body, error_response, install_error_handlers
+from rag.serve.error_responses import (
+    CatchAllMiddleware,
+    client_message,
+    error_body,
+    error_response,
+    install_error_handlers,
+)
 from rag.serve.feedback import MAX_COMMENT_CHARS, FeedbackLog
 from rag.serve.prometheus import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from rag.serve.streaming import AnswerStream, Frame
@@ -54,11 +60,15 @@ class FeedbackRequest(BaseModel):
 def bearer_auth(keys: set[str]) -> Any:
     """A dependency that demands `Authorization: Bearer <key>` when any keys are configured."""
 
+    encoded = [k.encode("utf-8") for k in keys]
+
     async def check(request: Request) -> None:
         if not keys:
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not any(secrets.compare_digest(token.strip(), k) for k in keys):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters (a 500 before).
+        given = token.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not any(secrets.compare_digest(given, k) for k in encoded):
             raise UnauthorizedError("This server needs an API key: send the header `Authorization: Bearer <key>`.")
 
     return check
@@ -273,4 +283,4 @@ async def ask_frames(events: AsyncIterator[StreamEvent], metrics: Metrics) -> As
 
 def error_frames(e: RagError) -> list[Frame]:
     """An `error` event with the usual error body."""
-    return [{"event": "error", "data": json.dumps(error_body(e.code, str(e)))}]
+    return [{"event": "error", "data": json.dumps(error_body(e.code, client_message(e)))}]

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.errors import BadInputError, RagError
 from rag.pipeline import RagPipeline, StreamEvent
+from rag.serve.error_responses import client_message
 from rag.serve.prometheus import Metrics
 from rag.serve.streaming import AnswerStream, Frame
 from rag.types import Answer
@@ -172,4 +173,4 @@ async def chunk_frames(
 
 def error_frames(e: RagError) -> list[Frame]:
     """The error as OpenAI-style servers send it mid-stream, then `[DONE]`."""
-    return [{"data": json.dumps({"error": {"code": e.code, "message": str(e)}})}, {"data": "[DONE]"}]
+    return [{"data": json.dumps({"error": {"code": e.code, "message": client_message(e)}})}, {"data": "[DONE]"}]

@@ -109,3 +109,16 @@ def test_documents_listing_open_add_and_remove(make_chat, tmp_path):
 def test_clear_chat_empties_everything():
     view = h.clear_chat()
     assert view.messages == [] and view.turns == [] and view.note == "" and "Sources" in view.sources
+
+
+def test_server_faults_are_shown_without_server_paths(make_chat):
+    from rag.errors import GenerationError
+
+    pipe, library, gen = make_chat()
+
+    def fail(*args, **kwargs):
+        raise GenerationError("the model could not load /srv/secret/models/q.gguf")
+
+    gen.stream = fail
+    last = list(h.respond(pipe, library, QUESTION, []))[-1]
+    assert last.turns[-1]["text"] == "the model could not load q.gguf"

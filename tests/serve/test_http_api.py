@@ -378,3 +378,31 @@ def test_openapi_schema_lists_the_routes(make_client):
     ):
         assert p in paths
     assert "multipart/form-data" in paths["/api/documents"]["post"]["requestBody"]["content"]
+
+
+def test_a_non_ascii_bearer_token_is_a_401_not_a_500(make_client, caplog):
+    client, _, _ = make_client(api_keys="k1")
+    for token in ("café".encode(), "ключ".encode(), b"k1\xff"):
+        resp = client.get("/api/documents", headers={"Authorization": b"Bearer " + token})
+        assert_error(resp, 401, "unauthorized")
+    assert "k1" not in caplog.text
+
+
+def test_server_errors_carry_no_server_paths(make_client):
+    from rag.errors import ModelMissingError
+
+    client, gen, _ = make_client()
+
+    def missing(*args, **kwargs):
+        raise ModelMissingError("model file /srv/secret/models/qwen.gguf does not exist")
+
+    gen.stream = missing
+    err = assert_error(client.post("/api/ask", json={"question": QUESTION}), 503, "model_missing")
+    assert err["message"] == "model file qwen.gguf does not exist"
+    streamed = client.post("/api/ask", json={"question": QUESTION, "stream": True})
+    (error,) = [json.loads(d)["error"] for e, d in sse_events(streamed.text) if e == "error"]
+    assert error["message"] == "model file qwen.gguf does not exist"
+    chunks = client.post(
+        "/v1/chat/completions", json={"stream": True, "messages": [{"role": "user", "content": QUESTION}]}
+    )
+    assert "/srv" not in chunks.text and "qwen.gguf does not exist" in chunks.text
