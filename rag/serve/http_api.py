@@ -30,11 +30,10 @@ from rag.serve.error_responses import (
     install_error_handlers,
 )
 from rag.serve.feedback import MAX_COMMENT_CHARS, FeedbackLog
+from rag.serve.limits import BodyLimitMiddleware, BodyTooLarge
 from rag.serve.prometheus import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from rag.serve.streaming import AnswerStream, Frame
 from rag.settings import Settings
-
-UPLOAD_OVERHEAD = 64 * 1024  # multipart headers and boundaries around the file's bytes
 
 
 class Turn(BaseModel):
@@ -115,16 +114,17 @@ def document_with_body(library: DocumentLibrary, doc_id: str) -> dict[str, Any]:
 async def read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
     """The file name and bytes of a multipart upload in the field `file`.
 
-    Parsed by hand so an oversized body is refused before it is spooled to disk.
+    Parsed by hand; `BodyLimitMiddleware` refuses an oversized body while it arrives, before it
+    is spooled to disk.
 
     Raises:
-        DocumentError: the body is too large, is not multipart, or has no `file` field.
+        DocumentError: the body is not multipart, or has no `file` field.
+        BodyTooLarge: the body passed the upload limit.
     """
-    length = int(request.headers.get("content-length") or 0)
-    if length > max_bytes + UPLOAD_OVERHEAD:
-        raise DocumentError(f"The upload is {length / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.")
     try:
         form = await request.form(max_files=1, max_fields=5)
+    except BodyTooLarge:
+        raise
     except Exception as e:  # malformed multipart bodies raise several types
         raise DocumentError("Send the file as multipart/form-data in a field called `file`.") from e
     try:
@@ -148,7 +148,7 @@ def create_app(
     Args:
         pipeline: the built question-answering pipeline.
         library: the document library over the same retriever.
-        settings: read for API keys only.
+        settings: read for API keys and request limits.
         feedback: where votes go; defaults to `<data_dir>/feedback.jsonl`.
 
     Returns:
@@ -166,6 +166,7 @@ def create_app(
     )
     app.state.metrics = metrics
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_bytes=library.max_bytes)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

@@ -292,10 +292,40 @@ def test_failed_upload_leaves_no_trace(make_client, settings, files, message):
 def test_oversized_upload_is_refused_before_reading(make_client):
     client, _, _ = make_client()
     big = b"x" * (10 * 1024 * 1024 + 100 * 1024)
-    err = assert_error(
-        client.post("/api/documents", files={"file": ("big.txt", big, "text/plain")}), 400, "bad_document"
+    err = assert_error(client.post("/api/documents", files={"file": ("big.txt", big, "text/plain")}), 413, "too_large")
+    assert "limit of 10 MB" in err["message"]
+
+
+def chunked(data: bytes, size: int = 64 * 1024):
+    """A request body sent in chunks with no Content-Length, as a client may stream it."""
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def test_streamed_bodies_are_bounded_on_every_route(make_client, settings, tmp_path):
+    client, _, _ = make_client([SECTORS])
+    boundary = "b0undary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\n'.encode()
+    upload = head + b"x" * (11 * 1024 * 1024) + f"\r\n--{boundary}--\r\n".encode()
+    resp = client.post(
+        "/api/documents",
+        content=chunked(upload),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
     )
-    assert "limit is 10 MB" in err["message"]
+    assert "content-length" not in resp.request.headers
+    assert "limit of 10 MB" in assert_error(resp, 413, "too_large")["message"]
+    assert not list(tmp_path.rglob("big*"))
+
+    chat = json.dumps({"messages": [{"role": "user", "content": "x" * 3_000_000}]}).encode()
+    resp = client.post("/v1/chat/completions", content=chunked(chat), headers={"content-type": "application/json"})
+    assert_error(resp, 413, "too_large")
+    vote = json.dumps({"helpful": True, "citations": [{"quote": "y" * 2_000_000}]}).encode()
+    resp = client.post("/api/feedback", content=chunked(vote), headers={"content-type": "application/json"})
+    assert_error(resp, 413, "too_large")
+    assert not (settings.data_dir / "feedback.jsonl").exists()
+    ask = json.dumps({"question": QUESTION}).encode()
+    resp = client.post("/api/ask", content=chunked(ask, 8), headers={"content-type": "application/json"})
+    assert resp.json()["answer"] == SECTORS  # a small body in many chunks is fine
 
 
 def test_feedback_is_appended(make_client, settings):
