@@ -63,3 +63,8 @@ class ModelLoadingError(RagError):
 
     def __init__(self, msg: str = "The model is still loading. Try again in a minute.") -> None:
         super().__init__(msg)
+
+
+class ForbiddenError(RagError):
+    code = "forbidden"
+    status = 403

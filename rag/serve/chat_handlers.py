@@ -19,6 +19,7 @@ from rag.library import DocumentLibrary
 from rag.pipeline import RagPipeline
 from rag.serve.error_responses import client_message
 from rag.serve.feedback import FeedbackLog
+from rag.serve.provenance import uploaded_ids
 from rag.serve.render import (
     chat_messages,
     document_markdown,
@@ -119,7 +120,8 @@ def respond(
             else:
                 if on_answer is not None:
                     on_answer(ev.data)
-                turns.append(turn_record(n, question, ev.data, library.retriever.documents))
+                docs = library.retriever.documents
+                turns.append(turn_record(n, question, ev.data, docs, uploaded_ids(library)))
                 yield ChatView("", chat_messages(turns), turns, sources_html(turns), "")
                 return
             draft = {"role": "assistant", "content": drafting_markdown(question, standalone, raw)}

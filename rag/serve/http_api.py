@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from rag.errors import DocumentError, RagError, UnauthorizedError
+from rag.errors import DocumentError, ForbiddenError, RagError, UnauthorizedError
 from rag.library import DocumentLibrary
 from rag.pipeline import MAX_QUESTION_CHARS, RagPipeline, StreamEvent
 from rag.serve import openai_routes
@@ -32,6 +32,7 @@ from rag.serve.error_responses import (
 from rag.serve.feedback import MAX_COMMENT_CHARS, FeedbackLog
 from rag.serve.limits import BodyLimitMiddleware, BodyTooLarge
 from rag.serve.prometheus import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
+from rag.serve.provenance import answer_json, uploaded_ids
 from rag.serve.streaming import AnswerStream, Frame
 from rag.settings import Settings
 
@@ -85,18 +86,21 @@ def index_status(pipeline: RagPipeline) -> dict[str, Any]:
     }
 
 
-def search_results(pipeline: RagPipeline, q: str, k: int) -> dict[str, Any]:
-    """What `GET /api/search` returns: the passages retrieval finds, ranked, with their scores.
+def search_results(pipeline: RagPipeline, q: str, k: int, library: DocumentLibrary) -> dict[str, Any]:
+    """What `GET /api/search` returns: the passages retrieval finds, ranked, with their scores and
+    whether their document was uploaded.
 
     Raises:
         EmptyQuestionError: the query is blank.
     """
     hits = pipeline.search(q, k)
+    uploaded = uploaded_ids(library)
     return {
         "query": q,
         "results": [
             {"rank": i, "score": round(h.score, 6), "dense_rank": h.dense_rank, "lexical_rank": h.lexical_rank}
             | h.chunk.to_dict()
+            | {"uploaded": h.chunk.doc_id in uploaded}
             for i, h in enumerate(hits, 1)
         ],
     }
@@ -172,16 +176,16 @@ def create_app(
 
     auth = [Depends(bearer_auth(settings.api_key_set()))]
     api = APIRouter(prefix="/api", dependencies=auth)
-    add_answer_routes(api, pipeline, metrics)
-    add_document_routes(api, library)
+    add_answer_routes(api, pipeline, library, metrics)
+    add_document_routes(api, library, settings)
     add_feedback_route(api, feedback)
     app.include_router(api)
-    app.include_router(openai_routes.make_router(pipeline, metrics), dependencies=auth)
+    app.include_router(openai_routes.make_router(pipeline, library, metrics), dependencies=auth)
     add_operations_routes(app, pipeline, metrics)
     return app
 
 
-def add_answer_routes(api: APIRouter, pipeline: RagPipeline, metrics: Metrics) -> None:
+def add_answer_routes(api: APIRouter, pipeline: RagPipeline, library: DocumentLibrary, metrics: Metrics) -> None:
     """`POST /api/ask` and `GET /api/search`."""
 
     @api.post("/ask", summary="Answer a question with citations (JSON, or SSE with `stream: true`)")
@@ -189,17 +193,17 @@ def add_answer_routes(api: APIRouter, pipeline: RagPipeline, metrics: Metrics) -
         history = [t.model_dump() for t in req.history]
         stream = await AnswerStream.start(pipeline, req.question, history, req.top_k)
         if req.stream:
-            return stream.sse(lambda events: ask_frames(events, metrics), error_frames)
+            return stream.sse(lambda events: ask_frames(events, library, metrics), error_frames)
         answer = await stream.answer()
         metrics.observe_answer(answer)
-        return answer.to_dict()
+        return answer_json(answer, library)
 
     @api.get("/search", summary="The passages retrieval finds for a query, with scores")
     async def search(
         q: str = Query(..., max_length=MAX_QUESTION_CHARS, description="the query"),
         k: int = Query(5, ge=1, le=50, description="how many passages"),
     ) -> dict[str, Any]:
-        return await run_in_threadpool(search_results, pipeline, q, k)
+        return await run_in_threadpool(search_results, pipeline, q, k, library)
 
 
 UPLOAD_BODY = {
@@ -216,8 +220,28 @@ UPLOAD_BODY = {
 }
 
 
-def add_document_routes(api: APIRouter, library: DocumentLibrary) -> None:
+def same_origin(allowed: set[str]) -> Any:
+    """A dependency that refuses a request sent by a page from another origin than the app's own
+    or one in `allowed` (a cross-site form can POST multipart without asking first). Requests
+    with no `Origin` header (curl, scripts) pass."""
+
+    async def check(request: Request) -> None:
+        origin = request.headers.get("origin")
+        if origin is None:
+            return
+        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        if origin.rstrip("/") not in allowed | {own}:
+            raise ForbiddenError(
+                f"Uploads from the page at {origin} are refused: upload from this app's own page, "
+                "or add that origin to RAG_CORS_ORIGINS."
+            )
+
+    return check
+
+
+def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Settings) -> None:
     """List, read, upload and remove documents under `/api/documents`."""
+    origins = {o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()}
 
     @api.get("/documents", summary="Every indexed document with its metadata")
     async def list_documents() -> dict[str, Any]:
@@ -232,6 +256,7 @@ def add_document_routes(api: APIRouter, library: DocumentLibrary) -> None:
         status_code=201,
         summary="Upload a PDF, DOCX, HTML, Markdown or text file into the index",
         openapi_extra={"requestBody": UPLOAD_BODY},
+        dependencies=[Depends(same_origin(origins))],
     )
     async def upload_document(request: Request) -> dict[str, Any]:
         name, data = await read_upload(request, library.max_bytes)
@@ -270,7 +295,9 @@ def add_operations_routes(app: FastAPI, pipeline: RagPipeline, metrics: Metrics)
         return error_response("not_found", f"There is no API route /api/{rest}.", 404)
 
 
-async def ask_frames(events: AsyncIterator[StreamEvent], metrics: Metrics) -> AsyncIterator[Frame]:
+async def ask_frames(
+    events: AsyncIterator[StreamEvent], library: DocumentLibrary, metrics: Metrics
+) -> AsyncIterator[Frame]:
     """SSE events: `rewritten` {"question"}, `token` {"text"} ..., then `answer` (the Answer JSON)."""
     async for ev in events:
         if ev.kind == "rewritten":
@@ -279,7 +306,7 @@ async def ask_frames(events: AsyncIterator[StreamEvent], metrics: Metrics) -> As
             yield {"event": "token", "data": json.dumps({"text": ev.data})}
         else:
             metrics.observe_answer(ev.data)
-            yield {"event": "answer", "data": json.dumps(ev.data.to_dict())}
+            yield {"event": "answer", "data": json.dumps(answer_json(ev.data, library))}
 
 
 def error_frames(e: RagError) -> list[Frame]:

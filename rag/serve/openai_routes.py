@@ -22,9 +22,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.errors import BadInputError, RagError
+from rag.library import DocumentLibrary
 from rag.pipeline import RagPipeline, StreamEvent
 from rag.serve.error_responses import client_message
 from rag.serve.prometheus import Metrics
+from rag.serve.provenance import sources_json, uploaded_ids
 from rag.serve.streaming import AnswerStream, Frame
 from rag.types import Answer
 
@@ -89,7 +91,7 @@ def _usage(answer: Answer) -> dict[str, int]:
     return {"prompt_tokens": 0, "completion_tokens": answer.tokens, "total_tokens": answer.tokens}
 
 
-def completion(answer: Answer, cid: str, created: int) -> dict[str, Any]:
+def completion(answer: Answer, cid: str, created: int, uploaded: set[str] | None = None) -> dict[str, Any]:
     """A `chat.completion` object carrying the checked answer and its `sources`."""
     return {
         "id": cid,
@@ -105,7 +107,7 @@ def completion(answer: Answer, cid: str, created: int) -> dict[str, Any]:
             }
         ],
         "usage": _usage(answer),
-        "sources": [c.to_dict() for c in answer.citations],
+        "sources": sources_json(answer.citations, uploaded or set()),
         "refused": answer.refused,
     }
 
@@ -125,7 +127,7 @@ def word_pieces(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text)
 
 
-def make_router(pipeline: RagPipeline, metrics: Metrics) -> APIRouter:
+def make_router(pipeline: RagPipeline, library: DocumentLibrary, metrics: Metrics) -> APIRouter:
     """The `/v1` routes."""
     router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
@@ -139,17 +141,24 @@ def make_router(pipeline: RagPipeline, metrics: Metrics) -> APIRouter:
         if not req.stream:
             answer = await stream.answer()
             metrics.observe_answer(answer, "openai")
-            return completion(answer, cid, created)
+            return completion(answer, cid, created, uploaded_ids(library))
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return stream.sse(
-            lambda events: chunk_frames(events, cid, created, pipeline.model_name, include_usage, metrics), error_frames
+            lambda events: chunk_frames(events, cid, created, pipeline.model_name, include_usage, metrics, library),
+            error_frames,
         )
 
     return router
 
 
 async def chunk_frames(
-    events: AsyncIterator[StreamEvent], cid: str, created: int, model: str, include_usage: bool, metrics: Metrics
+    events: AsyncIterator[StreamEvent],
+    cid: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+    metrics: Metrics,
+    library: DocumentLibrary,
 ) -> AsyncIterator[Frame]:
     """`chat.completion.chunk`s: the role at once, the checked answer word by word once it is
     ready, a final chunk with `sources`, the usage when asked for, then `[DONE]`."""
@@ -163,7 +172,7 @@ async def chunk_frames(
     for piece in word_pieces(answer.answer):
         yield {"data": json.dumps(_chunk(cid, created, answer.model, {"content": piece}))}
     final = _chunk(cid, created, answer.model, {}, "stop")
-    final["sources"] = [c.to_dict() for c in answer.citations]
+    final["sources"] = sources_json(answer.citations, uploaded_ids(library))
     yield {"data": json.dumps(final)}
     if include_usage:
         usage = {**_chunk(cid, created, answer.model, {}), "choices": [], "usage": _usage(answer)}

@@ -339,10 +339,10 @@ def test_feedback_is_appended(make_client, settings):
 def test_route_handlers_work_without_http(make_pipeline, settings):
     pipe, _ = make_pipeline()
     library = DocumentLibrary(pipe.retriever, settings)
-    found = search_results(pipe, "Cohere data centres Canada", 2)
+    found = search_results(pipe, "Cohere data centres Canada", 2, library)
     assert [r["rank"] for r in found["results"]] == [1, 2] and found["results"][0]["doc_id"] == "cohere-mou"
     with pytest.raises(EmptyQuestionError):
-        search_results(pipe, "  ", 2)
+        search_results(pipe, "  ", 2, library)
     assert "not legally binding" in document_with_body(library, "cohere-mou")["body"]
     with pytest.raises(NotFoundError):
         document_with_body(library, "nope")
@@ -436,3 +436,32 @@ def test_server_errors_carry_no_server_paths(make_client):
         "/v1/chat/completions", json={"stream": True, "messages": [{"role": "user", "content": QUESTION}]}
     )
     assert "/srv" not in chunks.text and "qwen.gguf does not exist" in chunks.text
+
+
+def test_uploads_are_marked_wherever_they_are_cited(make_client):
+    client, _, _ = make_client(["The zephyr lighthouse programme funds coastal AI labs in Cornwall [1].", SECTORS])
+    assert client.post("/api/documents", files={"file": ("Zephyr Note.md", NOTE, "text/markdown")}).status_code == 201
+    body = client.post("/api/ask", json={"question": "What does the zephyr lighthouse programme fund?"}).json()
+    assert body["citations"][0]["doc_id"] == "zephyr-note" and body["citations"][0]["uploaded"] is True
+    body = client.post("/api/ask", json={"question": QUESTION}).json()
+    assert body["citations"][0]["doc_id"] == "openai-deal" and body["citations"][0]["uploaded"] is False
+    hits = client.get("/api/search", params={"q": "zephyr lighthouse", "k": 1}).json()["results"]
+    assert hits[0]["uploaded"] is True
+    listed = {d["doc_id"]: d["uploaded"] for d in client.get("/api/documents").json()["documents"]}
+    assert listed["zephyr-note"] is True and listed["openai-deal"] is False
+
+
+def test_cross_site_pages_cannot_upload(make_client, make_pipeline, settings):
+    client, _, _ = make_client()
+    files = {"file": ("Zephyr Note.md", NOTE, "text/markdown")}
+    resp = client.post("/api/documents", files=files, headers={"Origin": "https://evil.example"})
+    assert "RAG_CORS_ORIGINS" in assert_error(resp, 403, "forbidden")["message"]
+    assert_error(client.post("/api/documents", files=files, headers={"Origin": "null"}), 403, "forbidden")
+    assert "zephyr-note" not in client.get("/api/documents").text
+    assert client.post("/api/documents", files=files, headers={"Origin": "http://testserver"}).status_code == 201
+
+    pipe, _ = make_pipeline()
+    s = settings.model_copy(update={"cors_origins": "https://intranet.example, http://localhost:3000/"})
+    allowed = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
+    other = {"file": ("Other Note.md", NOTE, "text/markdown")}
+    assert allowed.post("/api/documents", files=other, headers={"Origin": "http://localhost:3000"}).status_code == 201
