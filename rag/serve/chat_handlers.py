@@ -17,6 +17,7 @@ from typing import Any
 from rag.errors import NotFoundError, RagError
 from rag.library import DocumentLibrary
 from rag.pipeline import RagPipeline
+from rag.serve.access import Access
 from rag.serve.error_responses import client_message
 from rag.serve.feedback import FeedbackLog
 from rag.serve.provenance import uploaded_ids
@@ -197,10 +198,21 @@ def open_document(library: DocumentLibrary, doc_id: str | None) -> str:
         return str(e)
 
 
-def add_document(pipeline: RagPipeline, library: DocumentLibrary, path: str | None) -> DocumentsView:
-    """Index the file the browser uploaded to `path` (the picker is emptied whatever happens)."""
+NEEDS_KEY_NOTE = "Adding and removing documents needs the admin key: type it in the key field."
+
+
+def add_document(
+    pipeline: RagPipeline, library: DocumentLibrary, path: str | None, key: str = "", access: Access | None = None
+) -> DocumentsView:
+    """Index the file the browser uploaded to `path` (the picker is emptied once it was tried).
+
+    Args:
+        key: what was typed in the key field; checked when `access` asks for a writer's key.
+    """
     if not path:
         return DocumentsView(status_html("error", "Choose a file first."))
+    if access is not None and not access.may_write(key or ""):
+        return DocumentsView(status_html("error", NEEDS_KEY_NOTE))
     p = Path(path)
     try:
         info = library.add(p.name, p.read_bytes())
@@ -213,10 +225,14 @@ def add_document(pipeline: RagPipeline, library: DocumentLibrary, path: str | No
     return DocumentsView(note, clear_file=True, listing=listing(pipeline, library))
 
 
-def remove_document(pipeline: RagPipeline, library: DocumentLibrary, doc_id: str | None) -> DocumentsView:
-    """Remove an uploaded document from the index."""
+def remove_document(
+    pipeline: RagPipeline, library: DocumentLibrary, doc_id: str | None, key: str = "", access: Access | None = None
+) -> DocumentsView:
+    """Remove an uploaded document from the index (see `add_document` for `key` and `access`)."""
     if not doc_id:
         return DocumentsView(status_html("error", "Choose an uploaded document to remove."))
+    if access is not None and not access.may_write(key or ""):
+        return DocumentsView(status_html("error", NEEDS_KEY_NOTE))
     try:
         title = library.get(doc_id).title
         library.remove(doc_id)

@@ -19,6 +19,7 @@ from rag.library import DocumentLibrary
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.pipeline import RagPipeline
 from rag.serve import chat_handlers as h
+from rag.serve.access import Access
 from rag.serve.chat_handlers import TITLE, ChatView, DocumentsView, Listing
 from rag.serve.feedback import FeedbackLog
 from rag.serve.render import sources_html
@@ -78,6 +79,7 @@ class DocumentsTab:
     pick: Any
     reader: Any
     file: Any
+    key: Any
     add: Any
     upload_note: Any
     remove_pick: Any
@@ -107,14 +109,15 @@ def build_ui(
     import gradio as gr
 
     feedback = feedback or FeedbackLog.from_settings(settings)
+    access = Access.from_settings(settings)
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=False) as ui:
         summary = gr.HTML(h.summary_html(pipeline, library), js_on_load=None)
         turns = gr.State([])
         with gr.Tabs():
             ask = ask_tab()
-            docs = documents_tab(h.listing(pipeline, library), library.max_bytes)
+            docs = documents_tab(h.listing(pipeline, library), library.max_bytes, needs_key=bool(access.writers))
         wire_ask(ask, turns, pipeline, library, feedback, on_answer)
-        wire_documents(docs, summary, ui, pipeline, library)
+        wire_documents(docs, summary, ui, pipeline, library, access)
     return ui
 
 
@@ -159,8 +162,9 @@ def ask_tab() -> AskTab:
     return AskTab(chat, question, ask, examples, comment, helpful, not_helpful, note, clear, sources)
 
 
-def documents_tab(first: Listing, max_bytes: int) -> DocumentsTab:
-    """Lay out the Documents tab: the table and a reader on the left, upload and removal on the right."""
+def documents_tab(first: Listing, max_bytes: int, needs_key: bool = False) -> DocumentsTab:
+    """Lay out the Documents tab: the table and a reader on the left, upload and removal on the right
+    (with a key field when changes need an admin key)."""
     import gradio as gr
 
     with gr.Tab("Documents", id="documents") as tab, gr.Row(equal_height=False):
@@ -178,11 +182,17 @@ def documents_tab(first: Listing, max_bytes: int) -> DocumentsTab:
             file = gr.File(
                 label="File to add", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath", elem_id="rag-upload"
             )
+            key = gr.Textbox(
+                label="Admin key (needed to add or remove documents)",
+                type="password",
+                visible=needs_key,
+                elem_id="rag-admin-key",
+            )
             add = gr.Button("Add to the index", variant="primary", elem_id="rag-add")
             upload_note = gr.HTML("", elem_id="rag-upload-note", js_on_load=None)
             remove_pick = gr.Dropdown(first.uploaded, value=None, label="Uploaded documents", elem_id="rag-remove-pick")
             remove = gr.Button("Remove this upload", variant="stop", elem_id="rag-remove")
-    return DocumentsTab(tab, table, pick, reader, file, add, upload_note, remove_pick, remove)
+    return DocumentsTab(tab, table, pick, reader, file, key, add, upload_note, remove_pick, remove)
 
 
 def _keep_none(*values: Any) -> tuple[Any, ...]:
@@ -246,7 +256,9 @@ def wire_ask(
     tab.not_helpful.click(lambda c, t: h.vote(feedback, False, c, t), **voted)
 
 
-def wire_documents(tab: DocumentsTab, summary: Any, ui: Any, pipeline: RagPipeline, library: DocumentLibrary) -> None:
+def wire_documents(
+    tab: DocumentsTab, summary: Any, ui: Any, pipeline: RagPipeline, library: DocumentLibrary, access: Access
+) -> None:
     """Connect the Documents tab to `open_document`, `add_document` and `remove_document`; the
     listing is refreshed whenever the tab or the page is opened (another visitor may have uploaded)."""
     import gradio as gr
@@ -254,18 +266,18 @@ def wire_documents(tab: DocumentsTab, summary: Any, ui: Any, pipeline: RagPipeli
     def on_refresh() -> tuple[Any, ...]:
         return _listing_outputs(h.listing(pipeline, library))
 
-    def on_add(path: str | None) -> tuple[Any, ...]:
-        view: DocumentsView = h.add_document(pipeline, library, path)
+    def on_add(path: str | None, key: str) -> tuple[Any, ...]:
+        view: DocumentsView = h.add_document(pipeline, library, path, key, access)
         return (view.note, None if view.clear_file else gr.skip(), *_listing_outputs(view.listing))
 
-    def on_remove(doc_id: str | None) -> tuple[Any, ...]:
-        view = h.remove_document(pipeline, library, doc_id)
+    def on_remove(doc_id: str | None, key: str) -> tuple[Any, ...]:
+        view = h.remove_document(pipeline, library, doc_id, key, access)
         return (view.note, *_listing_outputs(view.listing))
 
     listed = [summary, tab.table, tab.pick, tab.remove_pick]
     tab.pick.change(lambda doc_id: h.open_document(library, doc_id), tab.pick, tab.reader, api_visibility="private")
-    tab.add.click(on_add, tab.file, [tab.upload_note, tab.file, *listed], api_visibility="private")
-    tab.remove.click(on_remove, tab.remove_pick, [tab.upload_note, *listed], api_visibility="private")
+    tab.add.click(on_add, [tab.file, tab.key], [tab.upload_note, tab.file, *listed], api_visibility="private")
+    tab.remove.click(on_remove, [tab.remove_pick, tab.key], [tab.upload_note, *listed], api_visibility="private")
     tab.tab.select(on_refresh, None, listed, api_visibility="private")
     ui.load(on_refresh, None, listed, api_visibility="private")
 

@@ -10,18 +10,19 @@ beside these routes by `rag.serve.server`, not here.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from rag.errors import DocumentError, ForbiddenError, RagError, UnauthorizedError
+from rag.errors import DocumentError, ForbiddenError, RagError
 from rag.library import DocumentLibrary
 from rag.pipeline import MAX_QUESTION_CHARS, RagPipeline, StreamEvent
 from rag.serve import openai_routes
+from rag.serve.access import NEEDS_ADMIN_KEY, Access, bearer_auth
 from rag.serve.error_responses import (
     CatchAllMiddleware,
     client_message,
@@ -55,23 +56,6 @@ class FeedbackRequest(BaseModel):
     answer: str = Field("", max_length=20_000)
     citations: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
     comment: str = Field("", max_length=MAX_COMMENT_CHARS)
-
-
-def bearer_auth(keys: set[str]) -> Any:
-    """A dependency that demands `Authorization: Bearer <key>` when any keys are configured."""
-
-    encoded = [k.encode("utf-8") for k in keys]
-
-    async def check(request: Request) -> None:
-        if not keys:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        # Compared as bytes: compare_digest refuses str with non-ASCII characters (a 500 before).
-        given = token.strip().encode("utf-8", "surrogateescape")
-        if scheme.lower() != "bearer" or not any(secrets.compare_digest(given, k) for k in encoded):
-            raise UnauthorizedError("This server needs an API key: send the header `Authorization: Bearer <key>`.")
-
-    return check
 
 
 def index_status(pipeline: RagPipeline) -> dict[str, Any]:
@@ -167,6 +151,7 @@ def create_app(
         description="Answers from the indexed UK AI policy documents, each claim cited to a passage.",
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served by `add_operations_routes`, behind the keys
     )
     app.state.metrics = metrics
     install_error_handlers(app)
@@ -174,14 +159,15 @@ def create_app(
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
-    auth = [Depends(bearer_auth(settings.api_key_set()))]
+    access = Access.from_settings(settings)
+    auth = [Depends(bearer_auth(access.readers))]
     api = APIRouter(prefix="/api", dependencies=auth)
     add_answer_routes(api, pipeline, library, metrics)
-    add_document_routes(api, library, settings)
+    add_document_routes(api, library, settings, access)
     add_feedback_route(api, feedback)
     app.include_router(api)
     app.include_router(openai_routes.make_router(pipeline, library, metrics), dependencies=auth)
-    add_operations_routes(app, pipeline, metrics)
+    add_operations_routes(app, pipeline, metrics, access)
     return app
 
 
@@ -239,8 +225,9 @@ def same_origin(allowed: set[str]) -> Any:
     return check
 
 
-def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Settings) -> None:
-    """List, read, upload and remove documents under `/api/documents`."""
+def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Settings, access: Access) -> None:
+    """List, read, upload and remove documents under `/api/documents`; changes need a writer's key."""
+    admin = Depends(bearer_auth(access.writers, NEEDS_ADMIN_KEY))
     origins = {o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()}
 
     @api.get("/documents", summary="Every indexed document with its metadata")
@@ -256,14 +243,14 @@ def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Sett
         status_code=201,
         summary="Upload a PDF, DOCX, HTML, Markdown or text file into the index",
         openapi_extra={"requestBody": UPLOAD_BODY},
-        dependencies=[Depends(same_origin(origins))],
+        dependencies=[Depends(same_origin(origins)), admin],
     )
     async def upload_document(request: Request) -> dict[str, Any]:
         name, data = await read_upload(request, library.max_bytes)
         info = await run_in_threadpool(library.add, name, data)
         return info.to_dict()
 
-    @api.delete("/documents/{doc_id}", summary="Remove an uploaded document")
+    @api.delete("/documents/{doc_id}", summary="Remove an uploaded document", dependencies=[admin])
     async def delete_document(doc_id: str) -> dict[str, Any]:
         await run_in_threadpool(library.remove, doc_id)
         return {"deleted": doc_id}
@@ -278,16 +265,22 @@ def add_feedback_route(api: APIRouter, feedback: FeedbackLog) -> None:
         return {"ok": True, "timestamp": rec["timestamp"]}
 
 
-def add_operations_routes(app: FastAPI, pipeline: RagPipeline, metrics: Metrics) -> None:
-    """`/healthz`, `/metrics`, and a JSON 404 for unknown `/api/...` paths."""
+def add_operations_routes(app: FastAPI, pipeline: RagPipeline, metrics: Metrics, access: Access) -> None:
+    """`/healthz` (open), `/metrics` and `/openapi.json` (behind any key, when there are keys), and a
+    JSON 404 for unknown `/api/...` paths."""
+    operators = [Depends(bearer_auth(access.operators))]
 
     @app.get("/healthz", summary="Liveness and index status")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "model": pipeline.model_name, "index": index_status(pipeline)}
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response, dependencies=operators)
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=operators)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
     async def unknown_api(rest: str) -> Response:

@@ -122,3 +122,22 @@ def test_server_faults_are_shown_without_server_paths(make_chat):
     gen.stream = fail
     last = list(h.respond(pipe, library, QUESTION, []))[-1]
     assert last.turns[-1]["text"] == "the model could not load q.gguf"
+
+
+def test_documents_tab_changes_need_the_admin_key_when_keys_are_set(make_chat, settings, tmp_path):
+    from pydantic import SecretStr
+
+    from rag.serve.access import Access
+
+    pipe, library, _ = make_chat()
+    access = Access.from_settings(settings.model_copy(update={"admin_keys": SecretStr("admin")}))
+    note = tmp_path / "zephyr-note.md"
+    note.write_text(NOTE, encoding="utf-8")
+    for key in ("", "wrong", "ключ"):
+        refused = h.add_document(pipe, library, str(note), key, access)
+        assert "needs the admin key" in refused.note and not refused.clear_file and refused.listing is None
+    assert "zephyr-note" not in library.retriever.documents
+    assert h.add_document(pipe, library, str(note), "admin", access).listing.uploaded
+    assert "needs the admin key" in h.remove_document(pipe, library, "zephyr-note", "", access).note
+    assert h.remove_document(pipe, library, "zephyr-note", " admin ", access).listing.uploaded == []
+    assert h.add_document(pipe, library, str(note), "", Access.from_settings(settings)).listing  # no keys: open

@@ -362,7 +362,26 @@ def test_api_keys_guard_api_and_v1_but_not_health(make_client):
         client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}), 401, "unauthorized"
     )
     assert client.get("/api/documents", headers={"Authorization": "Bearer k2"}).status_code == 200
-    assert client.get("/healthz").status_code == 200 and client.get("/metrics").status_code == 200
+    assert client.get("/healthz").status_code == 200
+    for path in ("/metrics", "/openapi.json"):  # open without keys, behind them with keys
+        assert_error(client.get(path), 401, "unauthorized")
+        assert client.get(path, headers={"Authorization": "Bearer k1"}).status_code == 200
+
+
+def test_admin_keys_guard_uploads_and_removals(make_pipeline, settings):
+    pipe, _ = make_pipeline()
+    s = settings.model_copy(update={"api_keys": SecretStr("reader"), "admin_keys": SecretStr("admin")})
+    client = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
+    reader, admin = {"Authorization": "Bearer reader"}, {"Authorization": "Bearer admin"}
+    files = {"file": ("Zephyr Note.md", NOTE, "text/markdown")}
+    for headers in ({}, reader):
+        err = assert_error(client.post("/api/documents", files=files, headers=headers), 401, "unauthorized")
+        assert "admin key" in err["message"] or not headers
+    assert client.get("/api/documents", headers=reader).status_code == 200
+    assert client.get("/api/documents", headers=admin).status_code == 200  # an admin key reads too
+    assert client.post("/api/documents", files=files, headers=admin).status_code == 201
+    assert_error(client.delete("/api/documents/zephyr-note", headers=reader), 401, "unauthorized")
+    assert client.delete("/api/documents/zephyr-note", headers=admin).status_code == 200
 
 
 def test_healthz_reports_index_and_model(make_client):
