@@ -68,3 +68,19 @@ class ModelLoadingError(RagError):
 class ForbiddenError(RagError):
     code = "forbidden"
     status = 403
+
+
+class ServerBusyError(RagError):
+    code = "busy"
+    status = 503
+    retry_after_s = 10  # about two answers' time (bench/RESULTS.md: p95 5.2 s)
+
+    def __init__(
+        self, msg: str = "The server is answering as many questions as it can. Try again in a few seconds."
+    ) -> None:
+        super().__init__(msg)
+
+
+class RequestTimeoutError(RagError):
+    code = "timeout"
+    status = 504

@@ -34,7 +34,7 @@ from rag.serve.feedback import MAX_COMMENT_CHARS, FeedbackLog
 from rag.serve.limits import BodyLimitMiddleware, BodyTooLarge
 from rag.serve.prometheus import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from rag.serve.provenance import answer_json, uploaded_ids
-from rag.serve.streaming import AnswerStream, Frame
+from rag.serve.streaming import AnswerGate, AnswerStream, Frame
 from rag.settings import Settings
 
 
@@ -162,22 +162,25 @@ def create_app(
     access = Access.from_settings(settings)
     auth = [Depends(bearer_auth(access.readers))]
     api = APIRouter(prefix="/api", dependencies=auth)
-    add_answer_routes(api, pipeline, library, metrics)
+    gate = AnswerGate(settings.max_queue, settings.request_timeout_s)
+    add_answer_routes(api, pipeline, library, metrics, gate)
     add_document_routes(api, library, settings, access)
     add_feedback_route(api, feedback)
     app.include_router(api)
-    app.include_router(openai_routes.make_router(pipeline, library, metrics), dependencies=auth)
+    app.include_router(openai_routes.make_router(pipeline, library, metrics, gate), dependencies=auth)
     add_operations_routes(app, pipeline, metrics, access)
     return app
 
 
-def add_answer_routes(api: APIRouter, pipeline: RagPipeline, library: DocumentLibrary, metrics: Metrics) -> None:
-    """`POST /api/ask` and `GET /api/search`."""
+def add_answer_routes(
+    api: APIRouter, pipeline: RagPipeline, library: DocumentLibrary, metrics: Metrics, gate: AnswerGate
+) -> None:
+    """`POST /api/ask` (through the gate: bounded queue, time limit) and `GET /api/search`."""
 
     @api.post("/ask", summary="Answer a question with citations (JSON, or SSE with `stream: true`)")
     async def ask(req: AskRequest) -> Any:
         history = [t.model_dump() for t in req.history]
-        stream = await AnswerStream.start(pipeline, req.question, history, req.top_k)
+        stream = await AnswerStream.start(pipeline, req.question, history, req.top_k, gate)
         if req.stream:
             return stream.sse(lambda events: ask_frames(events, library, metrics), error_frames)
         answer = await stream.answer()

@@ -27,7 +27,7 @@ from rag.pipeline import RagPipeline, StreamEvent
 from rag.serve.error_responses import client_message
 from rag.serve.prometheus import Metrics
 from rag.serve.provenance import sources_json, uploaded_ids
-from rag.serve.streaming import AnswerStream, Frame
+from rag.serve.streaming import AnswerGate, AnswerStream, Frame
 from rag.types import Answer
 
 
@@ -127,8 +127,10 @@ def word_pieces(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text)
 
 
-def make_router(pipeline: RagPipeline, library: DocumentLibrary, metrics: Metrics) -> APIRouter:
-    """The `/v1` routes."""
+def make_router(
+    pipeline: RagPipeline, library: DocumentLibrary, metrics: Metrics, gate: AnswerGate | None = None
+) -> APIRouter:
+    """The `/v1` routes; answers go through `gate` (shared with `/api/ask`) when one is given."""
     router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
     @router.post("/chat/completions", summary="Answer the last user message, OpenAI chat format")
@@ -137,7 +139,7 @@ def make_router(pipeline: RagPipeline, library: DocumentLibrary, metrics: Metric
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         # Wait for the first event before answering, so bad input is a JSON 4xx, not a broken stream.
-        stream = await AnswerStream.start(pipeline, question, history)
+        stream = await AnswerStream.start(pipeline, question, history, gate=gate)
         if not req.stream:
             answer = await stream.answer()
             metrics.observe_answer(answer, "openai")

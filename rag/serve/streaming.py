@@ -9,13 +9,15 @@ the wire format: each route passes its own `frames` function.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 
-from rag.errors import RagError
+from rag.errors import RagError, RequestTimeoutError, ServerBusyError
 from rag.pipeline import RagPipeline, StreamEvent
 from rag.serve.thread_bridge import iterate_in_thread
 from rag.types import Answer
@@ -24,12 +26,58 @@ Frame = dict[str, str]  # one server-sent event: {"event"?: ..., "data": ...}
 PING_S = 15  # a comment line this often keeps proxies from closing a slow answer
 
 
+async def _next_by(events: AsyncIterator[StreamEvent], deadline: float | None) -> StreamEvent:
+    """The next event, waited for until `deadline` (event-loop time) at most.
+
+    Raises:
+        RequestTimeoutError: the deadline passed first.
+        StopAsyncIteration: there are no more events.
+    """
+    if deadline is None:
+        return await anext(events)
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await anext(events)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            "The answer took longer than this server allows; try again, or ask a narrower question."
+        ) from None
+
+
+class AnswerGate:
+    """At most `max_queue` answers generating or waiting for the model at once, each given
+    `timeout_s` from its start. One model serves everyone, so past the bound a caller is told to
+    come back (503 with Retry-After) rather than left waiting. Used from the event loop only."""
+
+    def __init__(self, max_queue: int, timeout_s: float) -> None:
+        self.max_queue = max_queue
+        self.timeout_s = timeout_s
+        self.taken = 0
+
+    def take(self) -> None:
+        """Raises: ServerBusyError when every place is taken."""
+        if self.taken >= self.max_queue:
+            raise ServerBusyError()
+        self.taken += 1
+
+    def give_back(self) -> None:
+        self.taken -= 1
+
+
 class AnswerStream:
     """A started answer: its first event has arrived, the rest are still coming from the worker."""
 
-    def __init__(self, first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> None:
+    def __init__(
+        self,
+        first: StreamEvent,
+        rest: AsyncIterator[StreamEvent],
+        deadline: float | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self.first = first
         self._rest = rest
+        self._deadline = deadline
+        self._on_close = on_close
 
     @classmethod
     async def start(
@@ -38,25 +86,51 @@ class AnswerStream:
         question: str,
         history: list[dict[str, Any]] | None = None,
         top_k: int | None = None,
+        gate: AnswerGate | None = None,
     ) -> AnswerStream:
         """Start answering `question` in a worker thread and wait for the first event.
 
+        Args:
+            gate: when given, the answer takes one of its places (given back when the stream is
+                closed) and must finish within its time limit.
+
         Raises:
+            ServerBusyError: the gate is full.
             RagError: the question was refused before anything was generated (empty, too long, ...).
         """
+        deadline = None
+        if gate is not None:
+            gate.take()
+            deadline = asyncio.get_running_loop().time() + gate.timeout_s
         events = iterate_in_thread(pipeline.stream(question, history, top_k))
-        first = await anext(events)
-        return cls(first, events)
+        try:
+            first = await _next_by(events, deadline)
+        except BaseException:
+            await events.aclose()
+            if gate is not None:
+                gate.give_back()
+            raise
+        return cls(first, events, deadline, gate.give_back if gate is not None else None)
+
+    async def _next(self) -> StreamEvent:
+        return await _next_by(self._rest, self._deadline)
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         """Every event, the first included."""
         yield self.first
-        async for ev in self._rest:
+        while True:
+            try:
+                ev = await self._next()
+            except StopAsyncIteration:
+                return
             yield ev
 
     async def close(self) -> None:
         """Stop the generation (its worker stops after the current piece and releases the model)."""
         await self._rest.aclose()
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close()
 
     async def answer(self) -> Answer:
         """Drain the stream and return its `Answer`; closed even when the caller is cancelled."""
@@ -98,4 +172,5 @@ class AnswerStream:
             finally:
                 await self.close()
 
-        return EventSourceResponse(body(), ping=PING_S)
+        # The background task closes the stream too, should the body never have started.
+        return EventSourceResponse(body(), ping=PING_S, background=BackgroundTask(self.close))

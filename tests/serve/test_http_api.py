@@ -484,3 +484,47 @@ def test_cross_site_pages_cannot_upload(make_client, make_pipeline, settings):
     allowed = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
     other = {"file": ("Other Note.md", NOTE, "text/markdown")}
     assert allowed.post("/api/documents", files=other, headers={"Origin": "http://localhost:3000"}).status_code == 201
+
+
+def test_a_full_queue_answers_503_with_retry_after(make_pipeline, settings):
+    import asyncio
+
+    import httpx
+
+    from tests.live import EchoGenerator
+
+    pipe, _ = make_pipeline()
+    pipe.generator = EchoGenerator(delay=0.05)
+    s = settings.model_copy(update={"max_queue": 1})
+    app = create_app(pipe, DocumentLibrary(pipe.retriever, s), s)
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
+            ask = {"question": QUESTION}
+            chat = {"messages": [{"role": "user", "content": QUESTION}]}
+            both = await asyncio.gather(
+                client.post("/api/ask", json=ask), client.post("/v1/chat/completions", json=chat)
+            )
+            after = await client.post("/api/ask", json=ask)
+            return both, after
+
+    both, after = asyncio.run(main())
+    assert sorted(r.status_code for r in both) == [200, 503]
+    busy = next(r for r in both if r.status_code == 503)
+    assert_error(busy, 503, "busy") and busy.headers["retry-after"] == "10"
+    assert after.status_code == 200  # the place was given back
+
+
+def test_an_answer_over_the_time_limit_is_a_504(make_pipeline, settings):
+    from tests.live import EchoGenerator
+
+    pipe, _ = make_pipeline()
+    pipe.generator = EchoGenerator(delay=0.2)
+    s = settings.model_copy(update={"request_timeout_s": 0.3})
+    client = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
+    assert (
+        "took longer" in assert_error(client.post("/api/ask", json={"question": QUESTION}), 504, "timeout")["message"]
+    )
+    streamed = client.post("/api/ask", json={"question": QUESTION, "stream": True})
+    assert sse_events(streamed.text)[-1][0] == "error" and '"timeout"' in sse_events(streamed.text)[-1][1]

@@ -107,3 +107,46 @@ def test_a_client_that_goes_stops_the_generation():
     assert run(main()) == {"event": "rewritten", "data": "q"}
     assert pipe.closed.wait(5)
     assert pipe.produced < 10_000
+
+
+def test_the_gate_bounds_answers_in_flight_and_gives_places_back():
+    from rag.errors import ServerBusyError
+    from rag.serve.streaming import AnswerGate
+
+    gate = AnswerGate(max_queue=2, timeout_s=30)
+
+    async def main():
+        a = await AnswerStream.start(FakePipeline(), "a", gate=gate)
+        with pytest.raises(EmptyQuestionError):  # a refused question does not keep its place
+            await AnswerStream.start(FakePipeline(), " ", gate=gate)
+        b = await AnswerStream.start(FakePipeline(), "b", gate=gate)
+        with pytest.raises(ServerBusyError):
+            await AnswerStream.start(FakePipeline(), "c", gate=gate)
+        assert gate.taken == 2
+        await a.answer()
+        body = b.sse(frames, on_error).body_iterator
+        await anext(body)
+        await body.aclose()  # the client went
+        assert gate.taken == 0
+        c = await AnswerStream.start(FakePipeline(), "c", gate=gate)
+        return await c.answer()
+
+    assert run(main()) is ANSWER and gate.taken == 0
+
+
+def test_an_answer_over_the_time_limit_ends_with_a_timeout_and_stops():
+    from rag.errors import RequestTimeoutError
+    from rag.serve.streaming import AnswerGate
+
+    gate = AnswerGate(max_queue=4, timeout_s=0.3)
+    slow = FakePipeline(tokens=10_000)
+
+    async def main():
+        stream = await AnswerStream.start(slow, "q", gate=gate)
+        with pytest.raises(RequestTimeoutError):
+            await stream.answer()
+        streamed = await AnswerStream.start(FakePipeline(tokens=10_000), "q", gate=gate)
+        return [f async for f in streamed.sse(frames, on_error).body_iterator][-1]
+
+    assert run(main()) == {"event": "error", "data": "timeout"}
+    assert slow.closed.wait(5) and slow.produced < 10_000 and gate.taken == 0
