@@ -84,3 +84,12 @@ class ServerBusyError(RagError):
 class RequestTimeoutError(RagError):
     code = "timeout"
     status = 504
+
+
+class RateLimitedError(RagError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"Too many requests from this key or address; try again in {retry_after_s} s.")
+        self.retry_after_s = retry_after_s

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rag.errors import RagError, ServerBusyError
+from rag.errors import RagError, RateLimitedError, ServerBusyError
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if isinstance(exc, ServerBusyError):
+        if isinstance(exc, ServerBusyError | RateLimitedError):
             headers = {"Retry-After": str(exc.retry_after_s)}
         if exc.status >= 500:
             log.warning("%s %s: %s", request.method, request.url.path, exc)

@@ -31,7 +31,7 @@ from rag.serve.error_responses import (
     install_error_handlers,
 )
 from rag.serve.feedback import MAX_COMMENT_CHARS, FeedbackLog
-from rag.serve.limits import BodyLimitMiddleware, BodyTooLarge
+from rag.serve.limits import BodyLimitMiddleware, BodyTooLarge, RateLimiter, rate_limit
 from rag.serve.prometheus import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from rag.serve.provenance import answer_json, uploaded_ids
 from rag.serve.streaming import AnswerGate, AnswerStream, Frame
@@ -136,7 +136,7 @@ def create_app(
     Args:
         pipeline: the built question-answering pipeline.
         library: the document library over the same retriever.
-        settings: read for API keys and request limits.
+        settings: read for keys and request limits (body size, queue, time, rate).
         feedback: where votes go; defaults to `<data_dir>/feedback.jsonl`.
 
     Returns:
@@ -160,7 +160,9 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     access = Access.from_settings(settings)
-    auth = [Depends(bearer_auth(access.readers))]
+    limiter = RateLimiter.parse(settings.rate_limit)
+    # Keys first, so a caller without one is told so rather than counted.
+    auth = [Depends(bearer_auth(access.readers)), Depends(rate_limit(limiter, by_key=bool(access.readers)))]
     api = APIRouter(prefix="/api", dependencies=auth)
     gate = AnswerGate(settings.max_queue, settings.request_timeout_s)
     add_answer_routes(api, pipeline, library, metrics, gate)

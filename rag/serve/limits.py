@@ -1,4 +1,5 @@
-"""Bounds on what one request may take: the size of its body, counted as it arrives.
+"""Bounds on what one request may take (the size of its body, counted as it arrives) and on how
+many requests one client may send (a rate limit).
 
 A `Content-Length` over the limit is refused before anything is read; a body without one
 (chunked) is counted chunk by chunk and refused as soon as it passes the limit, so nothing larger
@@ -8,10 +9,18 @@ about the routes beyond which paths take uploads.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rag.errors import RateLimitedError
 
 UPLOAD_OVERHEAD = 64 * 1024  # multipart headers and boundaries around an uploaded file's bytes
 
@@ -87,3 +96,63 @@ async def _refuse(send: Send, limit: int) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers + [(b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
+
+
+PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
+
+
+class RateLimiter:
+    """At most `count` requests per `period_s` from one client, over a sliding window.
+
+    `RateLimiter.parse("30/minute")` allows 30 requests in any 60 seconds. Clients are told apart by
+    a caller-chosen name (their API key's hash, else their address); memory stays bounded by
+    forgetting clients whose window has emptied.
+    """
+
+    def __init__(self, count: int, period_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.count = count
+        self.period_s = period_s
+        self.clock = clock
+        self._seen: dict[str, deque[float]] = {}
+
+    @classmethod
+    def parse(cls, spec: str) -> RateLimiter | None:
+        """`"30/minute"` -> a limiter; `""` -> None (no limit)."""
+        if not spec:
+            return None
+        count, _, period = spec.partition("/")
+        return cls(int(count), PERIODS[period])
+
+    def hit(self, client: str) -> float:
+        """Count one request from `client`: 0 when allowed, else the seconds until it would be."""
+        now = self.clock()
+        window = self._seen.setdefault(client, deque())
+        while window and window[0] <= now - self.period_s:
+            window.popleft()
+        if len(window) >= self.count:
+            return window[0] + self.period_s - now
+        window.append(now)
+        if len(self._seen) > 10_000:  # forget the clients that have gone quiet
+            self._seen = {k: w for k, w in self._seen.items() if w and w[-1] > now - self.period_s}
+        return 0.0
+
+
+def rate_limit(limiter: RateLimiter | None, by_key: bool) -> Callable[[Request], Coroutine[Any, Any, None]]:
+    """A dependency that counts each request against its client's allowance: its API key's when
+    `by_key` (the key was checked before, so a made-up one cannot buy a fresh allowance), else its
+    address's.
+
+    Raises:
+        RateLimitedError: the client is over it (429 with `Retry-After`).
+    """
+
+    async def check(request: Request) -> None:
+        if limiter is None:
+            return
+        auth = request.headers.get("authorization", "") if by_key else ""
+        client = hashlib.sha256(auth.encode()).hexdigest() if auth else (request.client.host if request.client else "")
+        wait = limiter.hit(client)
+        if wait > 0:
+            raise RateLimitedError(math.ceil(wait))
+
+    return check

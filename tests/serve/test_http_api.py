@@ -528,3 +528,27 @@ def test_an_answer_over_the_time_limit_is_a_504(make_pipeline, settings):
     )
     streamed = client.post("/api/ask", json={"question": QUESTION, "stream": True})
     assert sse_events(streamed.text)[-1][0] == "error" and '"timeout"' in sse_events(streamed.text)[-1][1]
+
+
+def test_the_rate_limit_answers_429_per_key_or_address(make_pipeline, settings):
+    pipe, _ = make_pipeline()
+    s = settings.model_copy(update={"rate_limit": "2/minute", "api_keys": SecretStr("k1,k2")})
+    client = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
+    k1, k2 = {"Authorization": "Bearer k1"}, {"Authorization": "Bearer k2"}
+    assert [client.get("/api/documents", headers=k1).status_code for _ in range(2)] == [200, 200]
+    limited = client.get("/api/search", params={"q": "Cohere"}, headers=k1)
+    assert_error(limited, 429, "rate_limited")
+    assert 0 < int(limited.headers["retry-after"]) <= 60
+    chat = {"messages": [{"role": "user", "content": QUESTION}]}
+    assert_error(client.post("/v1/chat/completions", json=chat, headers=k1), 429, "rate_limited")
+    assert client.get("/api/documents", headers=k2).status_code == 200  # another key, its own allowance
+    assert client.get("/healthz").status_code == 200  # not limited
+    assert_error(client.get("/api/documents"), 401, "unauthorized")  # no key: told so, not counted
+
+
+def test_without_keys_the_rate_limit_is_per_address_whatever_the_header(make_pipeline, settings):
+    pipe, _ = make_pipeline()
+    s = settings.model_copy(update={"rate_limit": "1/hour"})
+    client = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
+    assert client.get("/api/documents").status_code == 200
+    assert_error(client.get("/api/documents", headers={"Authorization": "Bearer made-up"}), 429, "rate_limited")
