@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,6 +41,36 @@ def public_message(message: str) -> str:
 def client_message(exc: RagError) -> str:
     """What a client is told about `exc`: its message, without server paths when the server is at fault."""
     return public_message(str(exc)) if exc.status >= 500 else str(exc)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error, for the OpenAPI schema."""
+
+    error: ErrorDetail
+
+
+ERRORS = {
+    400: "The input cannot be used (an empty question, an unreadable or unwanted document, ...)",
+    401: "An API key is needed, or the one sent is wrong (admin key for changes)",
+    403: "The request came from a page on another origin",
+    404: "No such document or route",
+    413: "The request body is over the limit",
+    422: "A field is missing or malformed, or the body is not valid JSON",
+    429: "Over the rate limit; see `Retry-After`",
+    502: "The model backend failed",
+    503: "The model is loading, the index or model is missing, or the answer queue is full (`Retry-After`)",
+    504: "The answer took longer than the time limit",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each with the error schema."""
+    return {s: {"model": ErrorBody, "description": ERRORS[s]} for s in statuses}
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.routing import Match, Mount
 
 from rag.errors import DocumentError, ForbiddenError, RagError
 from rag.library import DocumentLibrary
@@ -26,6 +27,7 @@ from rag.serve.access import NEEDS_ADMIN_KEY, Access, bearer_auth
 from rag.serve.error_responses import (
     CatchAllMiddleware,
     client_message,
+    documented,
     error_body,
     error_response,
     install_error_handlers,
@@ -174,12 +176,19 @@ def create_app(
     return app
 
 
+ANSWERING = (400, 401, 413, 422, 429, 502, 503, 504)  # the errors a route that generates can return
+
+
 def add_answer_routes(
     api: APIRouter, pipeline: RagPipeline, library: DocumentLibrary, metrics: Metrics, gate: AnswerGate
 ) -> None:
     """`POST /api/ask` (through the gate: bounded queue, time limit) and `GET /api/search`."""
 
-    @api.post("/ask", summary="Answer a question with citations (JSON, or SSE with `stream: true`)")
+    @api.post(
+        "/ask",
+        summary="Answer a question with citations (JSON, or SSE with `stream: true`)",
+        responses=documented(*ANSWERING),
+    )
     async def ask(req: AskRequest) -> Any:
         history = [t.model_dump() for t in req.history]
         stream = await AnswerStream.start(pipeline, req.question, history, req.top_k, gate)
@@ -189,7 +198,11 @@ def add_answer_routes(
         metrics.observe_answer(answer)
         return answer_json(answer, library)
 
-    @api.get("/search", summary="The passages retrieval finds for a query, with scores")
+    @api.get(
+        "/search",
+        summary="The passages retrieval finds for a query, with scores",
+        responses=documented(400, 401, 422, 429),
+    )
     async def search(
         q: str = Query(..., max_length=MAX_QUESTION_CHARS, description="the query"),
         k: int = Query(5, ge=1, le=50, description="how many passages"),
@@ -235,11 +248,13 @@ def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Sett
     admin = Depends(bearer_auth(access.writers, NEEDS_ADMIN_KEY))
     origins = {o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()}
 
-    @api.get("/documents", summary="Every indexed document with its metadata")
+    @api.get("/documents", summary="Every indexed document with its metadata", responses=documented(401, 429))
     async def list_documents() -> dict[str, Any]:
         return {"documents": [i.to_dict() for i in library.list()]}
 
-    @api.get("/documents/{doc_id}", summary="One document, with its full text")
+    @api.get(
+        "/documents/{doc_id}", summary="One document, with its full text", responses=documented(401, 404, 422, 429)
+    )
     async def get_document(doc_id: str) -> dict[str, Any]:
         return document_with_body(library, doc_id)
 
@@ -248,6 +263,7 @@ def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Sett
         status_code=201,
         summary="Upload a PDF, DOCX, HTML, Markdown or text file into the index",
         openapi_extra={"requestBody": UPLOAD_BODY},
+        responses=documented(400, 401, 403, 413, 429),
         dependencies=[Depends(same_origin(origins)), admin],
     )
     async def upload_document(request: Request) -> dict[str, Any]:
@@ -255,7 +271,12 @@ def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Sett
         info = await run_in_threadpool(library.add, name, data)
         return info.to_dict()
 
-    @api.delete("/documents/{doc_id}", summary="Remove an uploaded document", dependencies=[admin])
+    @api.delete(
+        "/documents/{doc_id}",
+        summary="Remove an uploaded document",
+        dependencies=[admin],
+        responses=documented(400, 401, 404, 422, 429),
+    )
     async def delete_document(doc_id: str) -> dict[str, Any]:
         await run_in_threadpool(library.remove, doc_id)
         return {"deleted": doc_id}
@@ -264,7 +285,12 @@ def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Sett
 def add_feedback_route(api: APIRouter, feedback: FeedbackLog) -> None:
     """`POST /api/feedback`."""
 
-    @api.post("/feedback", status_code=201, summary="Record whether an answer helped")
+    @api.post(
+        "/feedback",
+        status_code=201,
+        summary="Record whether an answer helped",
+        responses=documented(401, 413, 422, 429),
+    )
     async def post_feedback(req: FeedbackRequest) -> dict[str, Any]:
         rec = await run_in_threadpool(lambda: feedback.record(**req.model_dump()))
         return {"ok": True, "timestamp": rec["timestamp"]}
@@ -279,7 +305,13 @@ def add_operations_routes(app: FastAPI, pipeline: RagPipeline, metrics: Metrics,
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "model": pipeline.model_name, "index": index_status(pipeline)}
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response, dependencies=operators)
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        dependencies=operators,
+        responses=documented(401),
+    )
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -287,10 +319,36 @@ def add_operations_routes(app: FastAPI, pipeline: RagPipeline, metrics: Metrics,
     async def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
-    async def unknown_api(rest: str) -> Response:
-        # Without this, an unknown /api path would fall through to the browser UI mounted at "/".
-        return error_response("not_found", f"There is no API route /api/{rest}.", 404)
+    every = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+    # Registered last, so they only see what no route above took. Without them, an unknown /api path
+    # or a wrong method would fall through to the browser UI mounted at "/".
+    @app.api_route("/api/{rest:path}", methods=every, include_in_schema=False)
+    @app.api_route("/v1/{rest:path}", methods=every, include_in_schema=False)
+    @app.api_route("/healthz", methods=every, include_in_schema=False)
+    @app.api_route("/metrics", methods=every, include_in_schema=False)
+    @app.api_route("/openapi.json", methods=every, include_in_schema=False)
+    async def unrouted(request: Request) -> Response:
+        path = request.url.path
+        allowed = allowed_methods(app, request, skip=unrouted)
+        if allowed:
+            message = f"{request.method} is not allowed on {path}; use {', '.join(allowed)}."
+            return error_response("method_not_allowed", message, 405, {"Allow": ", ".join(allowed)})
+        return error_response("not_found", f"There is no API route {path}.", 404)
+
+
+def allowed_methods(app: FastAPI, request: Request, skip: Any) -> list[str]:
+    """The methods some route of `app` (not its mounts, nor the `skip` endpoint) takes at this path."""
+    allowed = []
+    for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+        probe = {**request.scope, "method": method}
+        for route in app.router.routes:
+            if isinstance(route, Mount) or getattr(route, "endpoint", None) is skip:
+                continue
+            if route.matches(probe)[0] == Match.FULL:
+                allowed.append(method)
+                break
+    return allowed
 
 
 async def ask_frames(

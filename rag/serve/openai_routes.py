@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rag.errors import BadInputError, RagError
 from rag.library import DocumentLibrary
 from rag.pipeline import RagPipeline, StreamEvent
-from rag.serve.error_responses import client_message
+from rag.serve.error_responses import client_message, documented
 from rag.serve.prometheus import Metrics
 from rag.serve.provenance import sources_json, uploaded_ids
 from rag.serve.streaming import AnswerGate, AnswerStream, Frame
@@ -133,7 +133,11 @@ def make_router(
     """The `/v1` routes; answers go through `gate` (shared with `/api/ask`) when one is given."""
     router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
-    @router.post("/chat/completions", summary="Answer the last user message, OpenAI chat format")
+    @router.post(
+        "/chat/completions",
+        summary="Answer the last user message, OpenAI chat format",
+        responses=documented(400, 401, 413, 422, 429, 502, 503, 504),
+    )
     async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
         question, history = split_messages(req.messages)
         cid = f"chatcmpl-{uuid.uuid4().hex}"

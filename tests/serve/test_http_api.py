@@ -552,3 +552,26 @@ def test_without_keys_the_rate_limit_is_per_address_whatever_the_header(make_pip
     client = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
     assert client.get("/api/documents").status_code == 200
     assert_error(client.get("/api/documents", headers={"Authorization": "Bearer made-up"}), 429, "rate_limited")
+
+
+def test_a_wrong_method_is_a_405_naming_the_right_one(make_client):
+    client, _, _ = make_client()
+    resp = client.put("/api/ask", json={"question": QUESTION})
+    assert "use POST" in assert_error(resp, 405, "method_not_allowed")["message"] and resp.headers["allow"] == "POST"
+    assert assert_error(client.get("/v1/chat/completions"), 405, "method_not_allowed")
+    assert client.post("/healthz").headers["allow"] == "GET"
+    assert client.patch("/api/documents/openai-deal").headers["allow"] == "GET, DELETE"
+    assert_error(client.get("/api/nothing-here"), 404, "not_found")
+    assert_error(client.get("/v1/models-and-more"), 404, "not_found")
+
+
+def test_openapi_documents_the_error_statuses(make_client):
+    client, _, _ = make_client()
+    paths = client.get("/openapi.json").json()["paths"]
+    ask, chat = paths["/api/ask"]["post"]["responses"], paths["/v1/chat/completions"]["post"]["responses"]
+    for responses in (ask, chat):
+        assert {"400", "401", "413", "422", "429", "503", "504"} <= set(responses)
+        assert responses["429"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert {"400", "401", "403", "413"} <= set(paths["/api/documents"]["post"]["responses"])
+    assert "404" in paths["/api/documents/{doc_id}"]["get"]["responses"]
+    assert "HTTPValidationError" not in json.dumps(paths)  # 422 has the one error shape too
