@@ -189,12 +189,12 @@ def add_answer_routes(
         summary="Answer a question with citations (JSON, or SSE with `stream: true`)",
         responses=documented(*ANSWERING),
     )
-    async def ask(req: AskRequest) -> Any:
+    async def ask(req: AskRequest, request: Request) -> Any:
         history = [t.model_dump() for t in req.history]
         stream = await AnswerStream.start(pipeline, req.question, history, req.top_k, gate)
         if req.stream:
             return stream.sse(lambda events: ask_frames(events, library, metrics), error_frames)
-        answer = await stream.answer()
+        answer = await stream.answer(request)  # a client that hangs up stops the generation
         metrics.observe_answer(answer)
         return answer_json(answer, library)
 

@@ -145,7 +145,7 @@ def make_router(
         # Wait for the first event before answering, so bad input is a JSON 4xx, not a broken stream.
         stream = await AnswerStream.start(pipeline, question, history, gate=gate)
         if not req.stream:
-            answer = await stream.answer()
+            answer = await stream.answer(request)  # a client that hangs up stops the generation
             metrics.observe_answer(answer, "openai")
             return completion(answer, cid, created, uploaded_ids(library))
         include_usage = bool(req.stream_options and req.stream_options.include_usage)

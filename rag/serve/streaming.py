@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
@@ -23,6 +23,25 @@ from rag.serve.thread_bridge import iterate_in_thread
 from rag.types import Answer
 
 Frame = dict[str, str]  # one server-sent event: {"event"?: ..., "data": ...}
+DISCONNECT_POLL_S = 0.25  # how often a non-streamed answer checks that its client is still there
+
+
+class Disconnectable(Protocol):
+    """What `AnswerStream.answer` needs of a request (a Starlette `Request` has it)."""
+
+    async def is_disconnected(self) -> bool: ...
+
+
+class ClientGone(RagError):
+    """The client hung up before its answer was ready (logged as 499, like nginx; nobody reads it)."""
+
+    code = "client_closed"
+    status = 499
+
+    def __init__(self) -> None:
+        super().__init__("The client disconnected before the answer was ready.")
+
+
 PING_S = 15  # a comment line this often keeps proxies from closing a slow answer
 
 
@@ -132,8 +151,32 @@ class AnswerStream:
             on_close, self._on_close = self._on_close, None
             on_close()
 
-    async def answer(self) -> Answer:
-        """Drain the stream and return its `Answer`; closed even when the caller is cancelled."""
+    async def answer(self, client: Disconnectable | None = None) -> Answer:
+        """Drain the stream and return its `Answer`; closed even when the caller is cancelled.
+
+        Args:
+            client: the request; when its client disconnects first, the generation is stopped.
+
+        Raises:
+            ClientGone: the client disconnected before the answer was ready.
+        """
+        if client is None:
+            return await self._drain()
+        drain = asyncio.ensure_future(self._drain())
+        try:
+            while True:
+                done, _ = await asyncio.wait({drain}, timeout=DISCONNECT_POLL_S)
+                if done:
+                    return drain.result()
+                if await client.is_disconnected():
+                    raise ClientGone()
+        finally:
+            if not drain.done():
+                drain.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await drain  # its `finally` closes the stream, which stops the generation
+
+    async def _drain(self) -> Answer:
         answer = None
         try:
             async for ev in self.events():

@@ -4,6 +4,7 @@ the OpenAI SDK and LangChain against a real server), search, documents, auth, er
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -575,3 +576,58 @@ def test_openapi_documents_the_error_statuses(make_client):
     assert {"400", "401", "403", "413"} <= set(paths["/api/documents"]["post"]["responses"])
     assert "404" in paths["/api/documents/{doc_id}"]["get"]["responses"]
     assert "HTTPValidationError" not in json.dumps(paths)  # 422 has the one error shape too
+
+
+def test_a_client_that_hangs_up_stops_a_non_streamed_answer(make_pipeline, settings):
+    import asyncio
+    import threading
+
+    pipe, gen = make_pipeline()
+    stopped = threading.Event()
+
+    def endless(messages, max_tokens=300, temperature=0.0, opening_floor=None):
+        try:
+            while True:
+                time.sleep(0.01)
+                yield "word "
+        finally:
+            stopped.set()
+
+    gen.stream = endless
+    app = create_app(pipe, DocumentLibrary(pipe.retriever, settings), settings)
+    body = json.dumps({"question": QUESTION}).encode()
+
+    async def main():
+        sent = []
+        events = [{"type": "http.request", "body": body, "more_body": False}]
+        hangs_up_at = time.monotonic() + 0.3
+
+        async def receive():
+            if events:
+                return events.pop(0)
+            if time.monotonic() >= hangs_up_at:
+                return {"type": "http.disconnect"}
+            await asyncio.sleep(3600)  # nothing more until then (a poll cancels this wait)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/ask",
+            "raw_path": b"/api/ask",
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "client": ("127.0.0.1", 5000),
+            "server": ("testserver", 80),
+            "scheme": "http",
+            "root_path": "",
+            "http_version": "1.1",
+        }
+        await asyncio.wait_for(app(scope, receive, send), 20)
+        return sent
+
+    sent = asyncio.run(main())
+    assert stopped.wait(5)  # before, the generation ran on with nobody to read it
+    assert sent[0]["status"] == 499

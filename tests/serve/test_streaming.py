@@ -150,3 +150,29 @@ def test_an_answer_over_the_time_limit_ends_with_a_timeout_and_stops():
 
     assert run(main()) == {"event": "error", "data": "timeout"}
     assert slow.closed.wait(5) and slow.produced < 10_000 and gate.taken == 0
+
+
+class GoneAfter:
+    """A request whose client disconnects after `s` seconds."""
+
+    def __init__(self, s: float) -> None:
+        self.at = time.monotonic() + s
+
+    async def is_disconnected(self) -> bool:
+        return time.monotonic() >= self.at
+
+
+def test_a_client_that_goes_stops_a_non_streamed_answer_too():
+    from rag.serve.streaming import AnswerGate, ClientGone
+
+    pipe, gate = FakePipeline(tokens=10_000), AnswerGate(max_queue=1, timeout_s=60)
+
+    async def main():
+        stream = await AnswerStream.start(pipe, "q", gate=gate)
+        with pytest.raises(ClientGone):
+            await stream.answer(GoneAfter(0.3))
+        still_there = await AnswerStream.start(FakePipeline(), "q", gate=gate)  # the place was given back
+        return await still_there.answer(GoneAfter(60))
+
+    assert run(main()) is ANSWER
+    assert pipe.closed.wait(5) and pipe.produced < 10_000
