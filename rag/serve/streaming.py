@@ -3,8 +3,9 @@ worker thread, wait for its first event, then either drain it to the `Answer` or
 server-sent events; either way the stream is closed when the client goes.
 
 Waiting for the first event before replying is what turns bad input (an empty or too long
-question) into a JSON 4xx instead of a broken event stream. This module decides nothing about
-the wire format: each route passes its own `frames` function.
+question) into a JSON 4xx instead of a broken event stream. An `AnswerGate` bounds how many
+answers are in flight and how long each may take. This module decides nothing about the wire
+format: each route passes its own `frames` function.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rag.types import Answer
 
 Frame = dict[str, str]  # one server-sent event: {"event"?: ..., "data": ...}
 DISCONNECT_POLL_S = 0.25  # how often a non-streamed answer checks that its client is still there
+PING_S = 15  # a comment line this often keeps proxies from closing a slow answer
 
 
 class Disconnectable(Protocol):
@@ -40,9 +42,6 @@ class ClientGone(RagError):
 
     def __init__(self) -> None:
         super().__init__("The client disconnected before the answer was ready.")
-
-
-PING_S = 15  # a comment line this often keeps proxies from closing a slow answer
 
 
 async def _next_by(events: AsyncIterator[StreamEvent], deadline: float | None) -> StreamEvent:
