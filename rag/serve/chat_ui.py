@@ -99,7 +99,7 @@ def build_ui(
     Args:
         pipeline: the built pipeline; the page only calls `stream`.
         library: lists, opens, adds and removes documents.
-        settings: where feedback goes (when `feedback` is not given).
+        settings: where feedback goes (when `feedback` is not given) and the keys that changes need.
         feedback: the feedback log; defaults to `<data_dir>/feedback.jsonl`.
         on_answer: called with every finished `Answer` (the app counts them in its metrics).
 
