@@ -15,7 +15,7 @@ import uvicorn
 
 from rag.errors import RagError
 from rag.pipeline import RagPipeline
-from rag.serving import WarmupApp, build_app
+from rag.serve.server import WarmupApp, build_app
 from rag.settings import Settings
 
 log = logging.getLogger("app")

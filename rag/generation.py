@@ -2,8 +2,9 @@
 OpenAI-compatible chat server.
 
 Each backend takes chat messages and returns text, greedy by default so answers are
-reproducible; `stream` yields text pieces as they are generated. Backends do not know
-about passages or citations. `make_generator` is the one factory that picks a backend.
+reproducible; `stream` yields text pieces as they are generated, and a backend that sees token
+probabilities applies an `OpeningFloor` (the others ignore it). Backends do not know about
+passages or citations. `make_generator` is the one factory that picks a backend.
 """
 
 from __future__ import annotations
@@ -27,15 +28,6 @@ log = logging.getLogger(__name__)
 Messages = list[dict[str, str]]
 
 
-@runtime_checkable
-class Generator(Protocol):
-    """A chat model. `stream` is optional; `stream_text` falls back to `generate`."""
-
-    name: str
-
-    def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str: ...
-
-
 @dataclass(frozen=True)
 class OpeningFloor:
     """Let a reply open with the first token of `text` only when the model gives that opening a
@@ -50,19 +42,37 @@ class OpeningFloor:
     min_p: float
 
 
+@runtime_checkable
+class Generator(Protocol):
+    """A chat model.
+
+    `generate` returns the whole reply and `stream` yields it in pieces (a backend that cannot
+    stream yields it as one piece). `supports_opening_floor` says whether the backend applies an
+    `OpeningFloor`; `stream_text` passes one only to those that do.
+    """
+
+    name: str
+    supports_opening_floor: bool
+
+    def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str: ...
+
+    def stream(
+        self,
+        messages: Messages,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        opening_floor: OpeningFloor | None = None,
+    ) -> Iterator[str]: ...
+
+
 def stream_text(
     gen: Generator, messages: Messages, max_tokens: int, temperature: float, opening_floor: OpeningFloor | None = None
 ) -> Iterator[str]:
-    """Pieces of the reply as they come, from `gen.stream` when it has one.
-
-    `opening_floor` is applied by generators that can see token probabilities and ignored by others.
-    """
-    stream = getattr(gen, "stream", None)
-    kw = {"opening_floor": opening_floor} if opening_floor and getattr(gen, "supports_opening_floor", False) else {}
-    if stream is None:
-        yield gen.generate(messages, max_tokens=max_tokens, temperature=temperature, **kw)
+    """Pieces of the reply as they come; `opening_floor` is dropped for backends that cannot apply it."""
+    if opening_floor is not None and gen.supports_opening_floor:
+        yield from gen.stream(messages, max_tokens=max_tokens, temperature=temperature, opening_floor=opening_floor)
     else:
-        yield from stream(messages, max_tokens=max_tokens, temperature=temperature, **kw)
+        yield from gen.stream(messages, max_tokens=max_tokens, temperature=temperature)
 
 
 class LlamaCppGenerator:
@@ -158,6 +168,8 @@ class TransformersGenerator:
     """A causal LM through transformers: a local Hugging Face folder, or a GGUF file
     (dequantised by transformers' GGUF loader, so it needs several times the file's size in RAM)."""
 
+    supports_opening_floor = False
+
     def __init__(self, model_path: Path, n_threads: int | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -196,7 +208,13 @@ class TransformersGenerator:
     def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
         return "".join(self.stream(messages, max_tokens, temperature))
 
-    def stream(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self,
+        messages: Messages,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        opening_floor: OpeningFloor | None = None,  # not applied: no logits processor here
+    ) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
 
@@ -225,6 +243,8 @@ class TransformersGenerator:
 
 class OpenAICompatGenerator:
     """Any OpenAI-compatible chat server (vLLM, llama.cpp server, TGI, Ollama) by base URL."""
+
+    supports_opening_floor = False
 
     def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 300.0) -> None:
         import httpx
@@ -257,7 +277,13 @@ class OpenAICompatGenerator:
         except (httpx.HTTPError, KeyError, ValueError) as e:
             raise self._fail(e) from e
 
-    def stream(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self,
+        messages: Messages,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        opening_floor: OpeningFloor | None = None,  # not applied: the server shows no token probabilities
+    ) -> Iterator[str]:
         import httpx
 
         body = self._body(messages, max_tokens, temperature, True)
@@ -282,9 +308,19 @@ class NoGenerator:
     """Stands in where only retrieval is needed; answering with it is an error, not a guess."""
 
     name = "none"
+    supports_opening_floor = False
 
     def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
         raise GenerationError("no answer model is loaded in this retrieval-only run")
+
+    def stream(
+        self,
+        messages: Messages,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        opening_floor: OpeningFloor | None = None,
+    ) -> Iterator[str]:
+        yield self.generate(messages, max_tokens, temperature)
 
 
 def resolve_model_path(settings: Settings, progress: bool = True) -> Path:
@@ -303,7 +339,9 @@ def make_generator(settings: Settings) -> Generator:
         ModelMissingError: the model cannot be found or loaded.
     """
     if settings.backend == "openai":
-        return OpenAICompatGenerator(settings.openai_base_url, settings.openai_model, settings.openai_api_key)
+        return OpenAICompatGenerator(
+            settings.openai_base_url, settings.openai_model, settings.openai_api_key.get_secret_value()
+        )
     path = resolve_model_path(settings)
     if settings.backend == "transformers":
         return TransformersGenerator(path, n_threads=settings.n_threads)

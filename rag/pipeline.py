@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from rag.answer_type import answers_the_question
 from rag.answerability import AnswerabilityModel, best_sentence
 from rag.citations import CheckedAnswer, CitationChecker, is_refusal
 from rag.embedding import Embedder
-from rag.errors import EmptyQuestionError
+from rag.errors import BadInputError, EmptyQuestionError
 from rag.evidence import tighten
 from rag.generation import Generator, OpeningFloor, stream_text
 from rag.prompts import REFUSAL, answer_messages, rewrite_messages
@@ -31,29 +31,32 @@ log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 2000
 
 
-@dataclass
-class StreamEvent:
-    """One step of a streamed answer: `rewritten` (str), `token` (str), then `answer` (Answer)."""
+@dataclass(frozen=True)
+class Rewritten:
+    """The standalone question retrieval will use (the question itself when there is no history)."""
 
-    kind: str
-    data: Any = field(default=None)
+    data: str
+    kind: Literal["rewritten"] = "rewritten"
 
 
-async def final_answer(first: StreamEvent, events: AsyncIterator[StreamEvent]) -> Answer:
-    """Drain a stream of events (already started with `first`) and return its `Answer`.
+@dataclass(frozen=True)
+class Token:
+    """One piece of the model's raw reply, before its citations are checked."""
 
-    Closes the stream even when the caller is cancelled, so a client that hung up stops generation.
-    """
-    answer = first.data if first.kind == "answer" else None
-    try:
-        async for ev in events:
-            if ev.kind == "answer":
-                answer = ev.data
-    finally:
-        await events.aclose()
-    if answer is None:
-        raise AssertionError("the stream ended without an answer")
-    return answer
+    data: str
+    kind: Literal["token"] = "token"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The checked `Answer`: always the last event of a stream."""
+
+    data: Answer
+    kind: Literal["answer"] = "answer"
+
+
+# One step of a streamed answer: `Rewritten`, then `Token`s, then `Finished`. `kind` tells them apart.
+StreamEvent = Rewritten | Token | Finished
 
 
 def clean_history(history: list[dict[str, Any]] | None) -> list[dict[str, str]]:
@@ -221,8 +224,6 @@ class RagPipeline:
             BadInputError: the question is too long.
             GenerationError: the model backend failed.
         """
-        from rag.errors import BadInputError
-
         question = (question or "").strip()
         if not question:
             raise EmptyQuestionError()
@@ -232,7 +233,7 @@ class RagPipeline:
         t0 = time.perf_counter()
         turns = clean_history(history)
         standalone = self.rewrite(question, turns)
-        yield StreamEvent("rewritten", standalone)
+        yield Rewritten(standalone)
 
         result = self.retrieve(standalone, k)
         hits = result.hits
@@ -242,9 +243,8 @@ class RagPipeline:
         if self.gate_refuses(standalone, result):
             log.info("refusing without generation: best dense score %.3f", result.best_dense)
             timings.total_s = time.perf_counter() - t0
-            yield StreamEvent(
-                "answer",
-                Answer(question, REFUSAL, True, [], hits, timings, self.model_name, standalone_question=standalone),
+            yield Finished(
+                Answer(question, REFUSAL, True, [], hits, timings, self.model_name, standalone_question=standalone)
             )
             return
 
@@ -256,7 +256,7 @@ class RagPipeline:
             if not pieces:
                 timings.ttft_s = time.perf_counter() - t0
             pieces.append(piece)
-            yield StreamEvent("token", piece)
+            yield Token(piece)
         signals = {
             "best_dense": result.best_dense,
             "rare_terms": float(len(self.retriever.rare_terms(standalone, self.rare_term_max_df or 12))),
@@ -266,7 +266,7 @@ class RagPipeline:
         answer.timings = timings
         answer.tokens = len(pieces)
         timings.total_s = time.perf_counter() - t0
-        yield StreamEvent("answer", answer)
+        yield Finished(answer)
 
     def finish(
         self, question: str, standalone: str, hits: list[Hit], raw: str, signals: dict[str, float | None]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PackagedModelName = Literal["qwen-1.5b", "qwen-0.5b", "smollm2-135m"]
@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     model_path: Path | None = None  # a GGUF file or a Hugging Face model folder; overrides `model`
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     openai_model: str = "local"
-    openai_api_key: str = ""
+    openai_api_key: SecretStr = SecretStr("")
     max_new_tokens: int = Field(300, ge=1, le=4096)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     n_ctx: int = Field(4096, ge=512)
@@ -76,7 +76,15 @@ class Settings(BaseSettings):
     # Serving.
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
-    api_keys: str = ""  # comma-separated; empty means no auth
+    api_keys: SecretStr = SecretStr("")  # comma-separated; empty means no auth
+    admin_keys: SecretStr = SecretStr("")  # comma-separated; upload and remove documents (empty: any API key)
+    cors_origins: str = ""  # comma-separated origins, besides the app's own, that may upload documents
+    max_body_bytes: int = Field(1_000_000, ge=10_000)  # any request body but an upload
+    # Answers generating or waiting at once; past it, 503. The p95 answer takes 5.2 s alone
+    # (bench/RESULTS.md), so the last in a full queue waits about 85 s, within the time limit.
+    max_queue: int = Field(16, ge=1, le=1000)
+    request_timeout_s: float = Field(120.0, gt=0)  # one answer's time limit, queueing included
+    rate_limit: str = Field("", pattern=r"^(\d+/(second|minute|hour))?$")  # e.g. "30/minute" per key or address
 
     @classmethod
     def load(cls, **overrides) -> Settings:
@@ -94,7 +102,7 @@ class Settings(BaseSettings):
             raise BadInputError(f"invalid setting: {problems}") from None
 
     def api_key_set(self) -> set[str]:
-        return {k.strip() for k in self.api_keys.split(",") if k.strip()}
+        return {k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()}
 
 
 def shipped(name: str):

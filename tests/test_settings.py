@@ -33,3 +33,13 @@ def test_constructors_take_their_defaults_from_settings():
     for name in ("top_k", "min_relevance", "refusal_min_p", "focus_query", "demonstrations", "evidence_sentences"):
         assert params[name].default == getattr(s, name), name
     assert s.refusal_min_p == 0.35
+
+
+def test_keys_are_secret_in_reprs_and_logs(monkeypatch):
+    monkeypatch.setenv("RAG_API_KEYS", "sk-alpha, sk-beta")
+    monkeypatch.setenv("RAG_ADMIN_KEYS", "sk-admin")
+    monkeypatch.setenv("RAG_OPENAI_API_KEY", "sk-upstream")
+    s = Settings.load()
+    assert s.api_key_set() == {"sk-alpha", "sk-beta"} and s.openai_api_key.get_secret_value() == "sk-upstream"
+    shown = repr(s) + str(s) + s.model_dump_json()
+    assert not any(k in shown for k in ("sk-alpha", "sk-beta", "sk-admin", "sk-upstream"))
