@@ -41,6 +41,19 @@ class OpeningFloor:
     text: str
     min_p: float
 
+    def apply(self, scores: np.ndarray, token: int) -> float:
+        """Ban `token` in `scores` (one step's logits, changed in place) when its probability is
+        below `min_p`; return that probability.
+
+        `OpeningFloor("No", 0.5).apply(np.array([0.0, 0.0, 2.0]), 0)` -> 0.106..., and scores[0] is -inf.
+        """
+        s = scores.astype(np.float64)
+        e = np.exp(s - s.max())
+        p = float(e[token] / e.sum())
+        if p < self.min_p:
+            scores[token] = -np.inf
+        return p
+
 
 @runtime_checkable
 class Generator(Protocol):
@@ -53,6 +66,7 @@ class Generator(Protocol):
 
     name: str
     supports_opening_floor: bool
+    last_opening_p: float | None  # p of the floored opening at the last call, where the backend sees it
 
     def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str: ...
 
@@ -120,11 +134,7 @@ class LlamaCppGenerator:
             nonlocal seen
             if not seen:  # only the first generated token
                 seen = True
-                s = scores.astype(np.float64)
-                p = float(np.exp(s[token] - s.max()) / np.exp(s - s.max()).sum())
-                self.last_opening_p = p
-                if p < floor.min_p:
-                    scores[token] = -np.inf
+                self.last_opening_p = floor.apply(scores, token)
             return scores
 
         return LogitsProcessorList([process])
@@ -168,7 +178,8 @@ class TransformersGenerator:
     """A causal LM through transformers: a local Hugging Face folder, or a GGUF file
     (dequantised by transformers' GGUF loader, so it needs several times the file's size in RAM)."""
 
-    supports_opening_floor = False
+    supports_opening_floor = True
+    last_opening_p: float | None = None
 
     def __init__(self, model_path: Path, n_threads: int | None = None) -> None:
         import torch
@@ -197,6 +208,28 @@ class TransformersGenerator:
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
 
+    def _floor_processor(self, floor: OpeningFloor):
+        """A logits processor applying `floor` at the first generated step, as llama.cpp's does."""
+        from transformers import LogitsProcessor, LogitsProcessorList
+
+        token = self._tok.encode(floor.text, add_special_tokens=False)[0]
+        gen = self
+
+        class _Floor(LogitsProcessor):
+            def __init__(self) -> None:
+                self.seen = False
+
+            def __call__(self, input_ids, scores):
+                if not self.seen:
+                    self.seen = True
+                    row = scores[0].detach().float().numpy().copy()
+                    gen.last_opening_p = floor.apply(row, token)
+                    if row[token] == -np.inf:
+                        scores[:, token] = -float("inf")
+                return scores
+
+        return LogitsProcessorList([_Floor()])
+
     def _gen_kwargs(self, max_tokens: int, temperature: float) -> dict:
         kw: dict = {"max_new_tokens": max_tokens, "pad_token_id": self._tok.pad_token_id or self._tok.eos_token_id}
         if temperature > 0:
@@ -205,28 +238,37 @@ class TransformersGenerator:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
 
-    def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
-        return "".join(self.stream(messages, max_tokens, temperature))
+    def generate(
+        self,
+        messages: Messages,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        opening_floor: OpeningFloor | None = None,
+    ) -> str:
+        return "".join(self.stream(messages, max_tokens, temperature, opening_floor))
 
     def stream(
         self,
         messages: Messages,
         max_tokens: int = 300,
         temperature: float = 0.0,
-        opening_floor: OpeningFloor | None = None,  # not applied: no logits processor here
+        opening_floor: OpeningFloor | None = None,
     ) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
 
         with self._lock:
             inputs = self._inputs(messages)
+            kw = self._gen_kwargs(max_tokens, temperature)
+            if opening_floor is not None:
+                kw["logits_processor"] = self._floor_processor(opening_floor)
             streamer = TextIteratorStreamer(self._tok, skip_prompt=True, skip_special_tokens=True)
             errors: list[BaseException] = []
 
             def run() -> None:
                 try:
                     with torch.inference_mode():
-                        self._model.generate(**inputs, streamer=streamer, **self._gen_kwargs(max_tokens, temperature))
+                        self._model.generate(**inputs, streamer=streamer, **kw)
                 except BaseException as e:  # surfaced to the caller below
                     errors.append(e)
                     streamer.end()
@@ -245,6 +287,7 @@ class OpenAICompatGenerator:
     """Any OpenAI-compatible chat server (vLLM, llama.cpp server, TGI, Ollama) by base URL."""
 
     supports_opening_floor = False
+    last_opening_p: float | None = None
 
     def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 300.0) -> None:
         import httpx
@@ -309,6 +352,7 @@ class NoGenerator:
 
     name = "none"
     supports_opening_floor = False
+    last_opening_p: float | None = None
 
     def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
         raise GenerationError("no answer model is loaded in this retrieval-only run")

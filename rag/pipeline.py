@@ -260,7 +260,7 @@ class RagPipeline:
         signals = {
             "best_dense": result.best_dense,
             "rare_terms": float(len(self.retriever.rare_terms(standalone, self.rare_term_max_df or 12))),
-            "p_refusal": getattr(self.generator, "last_opening_p", None),
+            "p_refusal": self.generator.last_opening_p if floor and self.generator.supports_opening_floor else None,
         }
         answer = self.finish(question, standalone, hits, "".join(pieces), signals)
         answer.timings = timings

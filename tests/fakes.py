@@ -46,6 +46,7 @@ class ScriptedGenerator:
     messages of every call, so tests can assert what the model was shown."""
 
     supports_opening_floor = False
+    last_opening_p: float | None = None
 
     def __init__(self, replies: list[str] | None = None, default: str = "I can't find that in the documents.") -> None:
         self.name = "scripted"

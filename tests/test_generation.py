@@ -52,3 +52,14 @@ def test_the_floor_goes_only_to_backends_that_apply_it():
 def test_no_generator_refuses_to_answer_when_streamed():
     with pytest.raises(GenerationError, match="retrieval-only"):
         list(stream_text(NoGenerator(), MSGS, 10, 0.0))
+
+
+def test_opening_floor_bans_a_token_below_its_probability():
+    import numpy as np
+
+    scores = np.array([0.0, 0.0, 2.0])
+    p = OpeningFloor("x", 0.5).apply(scores, 0)
+    assert abs(p - 1 / (2 + np.e**2)) < 1e-9 and scores[0] == -np.inf
+    kept = np.array([3.0, 0.0, 0.0])
+    assert OpeningFloor("x", 0.5).apply(kept, 0) > 0.5 and kept[0] == 3.0
+    assert TransformersGenerator.supports_opening_floor  # it has the logits too
