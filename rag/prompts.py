@@ -74,7 +74,7 @@ DEMONSTRATIONS: list[tuple[list[str], str, str]] = [
 ]
 
 REWRITE_SYSTEM = """You rewrite a follow-up question into a standalone question.
-Use the conversation to replace words like "it", "they", "that" and "the deal" with what they refer to.
+Use the conversation to replace words like "it", "they", "that", "the X one" and "the deal" with what they refer to.
 Most questions are about the UK government's July 2025 strategic partnership (memorandum of understanding) with OpenAI: when the conversation names no other deal, "the deal" means that one.
 Reply with the rewritten question only, on one line. If the question already stands alone, repeat it unchanged."""
 
@@ -129,13 +129,47 @@ def answer_messages(
     ]
 
 
-def rewrite_messages(question: str, history: list[dict[str, str]], max_turns: int = 6) -> list[dict[str, str]]:
-    """Chat messages asking to turn a follow-up into a standalone question."""
+# Worked rewrites about the made-up harbour town, shown as earlier turns: "the ferry one", "it"
+# and "that" resolved from the conversation, and a question that already stands alone kept.
+REWRITE_DEMONSTRATIONS: list[tuple[list[tuple[str, str]], str, str]] = [
+    (
+        [("user", "What did Port Alder agree with Tidewater Ltd?"), ("assistant", "A harbour accord to build cranes.")],
+        "Who signed it?",
+        "Who signed the Port Alder accord with Tidewater Ltd?",
+    ),
+    (
+        [("user", "Tell me about the harbour board's breakwater plan."), ("assistant", "It is due in 2026.")],
+        "And what about the ferry one? Who pays for that?",
+        "Who pays for the harbour board's ferry plan?",
+    ),
+    (
+        [("user", "Which towns will the ferry serve?"), ("assistant", "Kelby, Marrow Point and Fennick.")],
+        "How many fishing boats use the harbour?",
+        "How many fishing boats use the harbour?",
+    ),
+]
+
+
+def _rewrite_turn(question: str, history: list[dict[str, str]] | list[tuple[str, str]], max_turns: int = 6) -> str:
     lines = []
     for m in history[-max_turns:]:
-        who = "User" if m.get("role") == "user" else "Assistant"
-        content = strip_markers(str(m.get("content", "")))
-        lines.append(f"{who}: {content[:600]}")
+        role, content = (m.get("role"), m.get("content", "")) if isinstance(m, dict) else m
+        who = "User" if role == "user" else "Assistant"
+        lines.append(f"{who}: {strip_markers(str(content))[:600]}")
     convo = "\n".join(lines)
-    user = f"Conversation:\n{convo}\n\nFollow-up question: {question.strip()}\n\nStandalone question:"
-    return [{"role": "system", "content": REWRITE_SYSTEM}, {"role": "user", "content": user}]
+    return f"Conversation:\n{convo}\n\nFollow-up question: {question.strip()}\n\nStandalone question:"
+
+
+def rewrite_messages(question: str, history: list[dict[str, str]], max_turns: int = 6) -> list[dict[str, str]]:
+    """Chat messages asking to turn a follow-up into a standalone question (worked examples first)."""
+    demos: list[dict[str, str]] = []
+    for convo, follow_up, standalone in REWRITE_DEMONSTRATIONS:
+        demos += [
+            {"role": "user", "content": _rewrite_turn(follow_up, convo)},
+            {"role": "assistant", "content": standalone},
+        ]
+    return [
+        {"role": "system", "content": REWRITE_SYSTEM},
+        *demos,
+        {"role": "user", "content": _rewrite_turn(question, history, max_turns)},
+    ]

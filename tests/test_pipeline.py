@@ -63,3 +63,16 @@ def test_question_first_asks_before_and_after_the_passages(make_pipeline):
     user = gen.prompts[0][-1]["content"]
     assert user.startswith("Question: Which sectors") and user.count("Which sectors") == 2
     assert user.index("<passage") > user.index("Question:")
+
+
+def test_the_rewrite_prompt_shows_worked_examples_then_the_conversation(make_pipeline):
+    pipe, gen = make_pipeline(["Who signed the OpenAI deal?", "OpenAI may provide technology to education [1]."])
+    history = [
+        {"role": "user", "content": "Tell me about the OpenAI deal."},
+        {"role": "assistant", "content": "Yes [1]."},
+    ]
+    ans = pipe.ask("Who signed it?", history)
+    rewrite = gen.prompts[0]
+    assert [m["role"] for m in rewrite].count("assistant") == 3 and rewrite[-1]["role"] == "user"
+    assert "Follow-up question: Who signed it?" in rewrite[-1]["content"] and "[1]" not in rewrite[-1]["content"]
+    assert ans.standalone_question == "Who signed the OpenAI deal?"
