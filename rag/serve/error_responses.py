@@ -100,8 +100,9 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         if isinstance(exc, ServerBusyError | RateLimitedError):
             headers = {"Retry-After": str(exc.retry_after_s)}
-        if exc.status >= 500:
-            log.warning("%s %s: %s", request.method, request.url.path, exc)
+        if exc.status >= 500:  # a full queue is expected under load, not a fault
+            level = logging.INFO if isinstance(exc, ServerBusyError) else logging.WARNING
+            log.log(level, "%s %s: %s", request.method, request.url.path, exc)
         return error_response(exc.code, client_message(exc), exc.status, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.routing import Match, Mount
@@ -160,6 +161,14 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_bytes=library.max_bytes)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if origins := cors_origins(settings):  # pages on these origins may call the API and read its replies
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=sorted(origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["authorization", "content-type"],
+            expose_headers=["retry-after"],
+        )
 
     access = Access.from_settings(settings)
     limiter = RateLimiter.parse(settings.rate_limit)
@@ -243,10 +252,15 @@ def same_origin(allowed: set[str]) -> Any:
     return check
 
 
+def cors_origins(settings: Settings) -> set[str]:
+    """`RAG_CORS_ORIGINS` as a set: `"https://a.example, http://localhost:3000/"` -> both, without "/"."""
+    return {o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()}
+
+
 def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Settings, access: Access) -> None:
     """List, read, upload and remove documents under `/api/documents`; changes need a writer's key."""
     admin = Depends(bearer_auth(access.writers, NEEDS_ADMIN_KEY))
-    origins = {o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()}
+    origins = cors_origins(settings)
 
     @api.get("/documents", summary="Every indexed document with its metadata", responses=documented(401, 429))
     async def list_documents() -> dict[str, Any]:

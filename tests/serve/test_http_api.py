@@ -484,7 +484,18 @@ def test_cross_site_pages_cannot_upload(make_client, make_pipeline, settings):
     s = settings.model_copy(update={"cors_origins": "https://intranet.example, http://localhost:3000/"})
     allowed = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
     other = {"file": ("Other Note.md", NOTE, "text/markdown")}
-    assert allowed.post("/api/documents", files=other, headers={"Origin": "http://localhost:3000"}).status_code == 201
+    resp = allowed.post("/api/documents", files=other, headers={"Origin": "http://localhost:3000"})
+    assert resp.status_code == 201 and resp.headers["access-control-allow-origin"] == "http://localhost:3000"
+    preflight = allowed.options(
+        "/api/ask", headers={"Origin": "https://intranet.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert (
+        preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "https://intranet.example"
+    )
+    assert (
+        "access-control-allow-origin"
+        not in client.get("/api/documents", headers={"Origin": "https://x.example"}).headers
+    )
 
 
 def test_a_full_queue_answers_503_with_retry_after(make_pipeline, settings):
