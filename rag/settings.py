@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     dedup_threshold: float = Field(0.85, ge=0.0, le=1.0)
     min_relevance: float = Field(0.2, ge=-1.0, le=1.0)  # best dense cosine below this: refuse
 
+    # Vector store (changing the store or the Milvus collection makes the index stale).
+    vector_store: Literal["faiss", "milvus"] = "faiss"
+    faiss_index: Literal["auto", "flat", "hnsw", "ivf_flat", "ivf_pq"] = "auto"  # auto: by corpus size
+    milvus_uri: str = ""  # a local path (Milvus Lite, default index/milvus.db) or http://host:19530
+    milvus_token: str = ""  # "user:password" or an API key, for an authenticated server
+    milvus_collection: str = ""  # default: derived from the corpus folder and embedding model
+
     # Generation.
     backend: Literal["llama_cpp", "transformers", "openai"] = "llama_cpp"
     model: PackagedModelName = "qwen-1.5b"
