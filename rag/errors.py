@@ -63,3 +63,10 @@ class ModelLoadingError(RagError):
 
     def __init__(self, msg: str = "The model is still loading. Try again in a minute.") -> None:
         super().__init__(msg)
+
+
+class VectorStoreError(RagError):
+    """The vector store (a Milvus server) cannot be reached or used as configured."""
+
+    code = "vector_store_unavailable"
+    status = 503

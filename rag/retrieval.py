@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS) and lexical (BM25) candidates fused by reciprocal rank.
+"""Hybrid retrieval: dense (the vector store) and lexical (BM25) candidates fused by reciprocal rank.
 
 Near-duplicate passages (the same paragraph quoted in two press releases) are dropped after
 fusion, so the model sees distinct evidence. This module does not generate or prompt.
@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from rag.chunking import embedding_text
 from rag.embedding import Embedder
-from rag.index import FaissIndex, IndexData
+from rag.index import IndexData
 from rag.lexical import BM25Index, tokenize
+from rag.stores.base import chunk_key, chunk_keys
 from rag.types import Chunk, Document, Hit
 
 
@@ -31,6 +32,16 @@ def rrf(rankings: list[list[int]], k: int = 60) -> list[tuple[int, float]]:
 def jaccard(a: set[str], b: set[str]) -> float:
     """`jaccard({"a", "b"}, {"b", "c"})` -> `1/3`."""
     return len(a & b) / len(a | b) if a or b else 1.0
+
+
+class EngineKeywords:
+    """The lexical side served by the vector store's engine, with `BM25Index.search`'s shape."""
+
+    def __init__(self, data: IndexData) -> None:
+        self.data = data
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        return self.data.keyword_search(query, k)
 
 
 @dataclass
@@ -63,7 +74,10 @@ class HybridRetriever:
 
     def _set(self, data: IndexData) -> None:
         self.data = data
-        self._bm25 = BM25Index([embedding_text(c) for c in data.chunks])
+        # A store whose engine ranks by keyword (Milvus' BM25) answers the lexical side too.
+        self._bm25 = (
+            EngineKeywords(data) if data.vectors.keyword else BM25Index([embedding_text(c) for c in data.chunks])
+        )
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -78,7 +92,7 @@ class HybridRetriever:
         qv = self.embedder.embed_query(query)
         with self._lock:
             data, bm25 = self.data, self._bm25
-        dense = data.vectors.search(qv, self.candidates)
+        dense = data.search(qv, self.candidates)
         lexical = bm25.search(query, self.candidates) if self.mode != "dense" else []
         best_dense = dense[0][1] if dense else -1.0
         if self.mode == "lexical":
@@ -101,24 +115,28 @@ class HybridRetriever:
         return RetrievalResult(hits, best_dense)
 
     def add_documents(self, docs: list[Document], chunks: list[Chunk]) -> IndexData:
-        """Append documents and their chunks (embedding them); returns the new in-memory index."""
+        """Append documents and their chunks (embedding them) to the store; returns the new index.
+
+        The store changes in place; searches still holding the previous `IndexData` ignore the new ids.
+        """
         vecs = self.embedder.embed_documents([embedding_text(c) for c in chunks])
         with self._lock:
             old = self.data
-            vectors = FaissIndex(old.vectors.vectors)
             if len(chunks):
-                vectors.add(vecs)
+                old.vectors.add(chunk_keys(chunks), vecs, chunks)
             documents = {**old.documents, **{d.doc_id: d for d in docs}}
             manifest = {**old.manifest, "chunk_count": len(old.chunks) + len(chunks), "doc_count": len(documents)}
-            self._set(IndexData(manifest, old.chunks + chunks, vectors, documents))
+            self._set(IndexData(manifest, old.chunks + chunks, old.vectors, documents))
             return self.data
 
     def remove_document(self, doc_id: str) -> IndexData:
-        """Drop a document and its chunks; returns the new in-memory index."""
+        """Drop a document and its chunks from the store (by their chunk ids); returns the new index."""
         with self._lock:
             old = self.data
-            rows = [i for i, c in enumerate(old.chunks) if c.doc_id != doc_id]
+            keep = [c for c in old.chunks if c.doc_id != doc_id]
             documents = {k: v for k, v in old.documents.items() if k != doc_id}
-            manifest = {**old.manifest, "chunk_count": len(rows), "doc_count": len(documents)}
-            self._set(IndexData(manifest, [old.chunks[i] for i in rows], old.vectors.keep(rows), documents))
+            manifest = {**old.manifest, "chunk_count": len(keep), "doc_count": len(documents)}
+            new = IndexData(manifest, keep, old.vectors, documents)  # maps ids first: searches skip the gone ones
+            self._set(new)
+            old.vectors.delete([chunk_key(c.chunk_id) for c in old.chunks if c.doc_id == doc_id])
             return self.data
