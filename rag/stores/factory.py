@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -71,6 +72,8 @@ def connect(settings: Settings):
         BadInputError: malformed URI. VectorStoreError: pymilvus missing or the server unreachable.
     """
     uri, lite = milvus_uri(settings)
+    # milvus-lite 2.5.1 imports pkg_resources, which warns on every start
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     try:
         from pymilvus import MilvusClient
     except ImportError:
