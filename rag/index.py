@@ -49,16 +49,13 @@ class IndexData:
     def __post_init__(self) -> None:
         self.rows = {chunk_key(c.chunk_id): i for i, c in enumerate(self.chunks)}
 
-    def _to_rows(self, hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    def to_rows(self, hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """`[(chunk key, score)]` -> `[(row in chunks, score)]`, dropping keys this version does not hold."""
         return [(self.rows[i], s) for i, s in hits if i in self.rows]
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Dense search: `[(row in chunks, score), ...]`, best first."""
-        return self._to_rows(self.vectors.search(query, k))
-
-    def keyword_search(self, text: str, k: int) -> list[tuple[int, float]]:
-        """Keyword search in the store's engine (when `vectors.keyword`), as rows."""
-        return self._to_rows(self.vectors.keyword_search(text, k))
+        return self.to_rows(self.vectors.search(query, k))
 
 
 def corpus_hash(files: list[Path], root: Path) -> str:

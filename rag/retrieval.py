@@ -7,12 +7,13 @@ fusion, so the model sees distinct evidence. This module does not generate or pr
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.chunking import embedding_text
 from rag.embedding import Embedder
 from rag.index import IndexData
-from rag.lexical import BM25Index, tokenize
+from rag.lexical import KeywordIndex, tokenize
 from rag.stores.base import chunk_key, chunk_keys
 from rag.types import Chunk, Document, Hit
 
@@ -34,14 +35,15 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-class EngineKeywords:
-    """The lexical side served by the vector store's engine, with `BM25Index.search`'s shape."""
+class KeywordsByRow:
+    """A keyword search keyed by chunk, answering in rows of one `IndexData` (what `retrieve` reads)."""
 
-    def __init__(self, data: IndexData) -> None:
+    def __init__(self, data: IndexData, search: Callable[[str, int], list[tuple[int, float]]]) -> None:
         self.data = data
+        self._search = search
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        return self.data.keyword_search(query, k)
+        return self.data.to_rows(self._search(query, k))
 
 
 @dataclass
@@ -70,14 +72,17 @@ class HybridRetriever:
         self.rrf_k = rrf_k
         self.dedup_threshold = dedup_threshold
         self._lock = threading.RLock()
+        # A store whose engine ranks by keyword (Milvus' BM25) answers the lexical side too;
+        # otherwise our own BM25, which an upload extends instead of rebuilding.
+        self._keywords = KeywordIndex()
+        if not data.vectors.keyword:
+            self._keywords.add(chunk_keys(data.chunks).tolist(), [embedding_text(c) for c in data.chunks])
         self._set(data)
 
     def _set(self, data: IndexData) -> None:
         self.data = data
-        # A store whose engine ranks by keyword (Milvus' BM25) answers the lexical side too.
-        self._bm25 = (
-            EngineKeywords(data) if data.vectors.keyword else BM25Index([embedding_text(c) for c in data.chunks])
-        )
+        search = data.vectors.keyword_search if data.vectors.keyword else self._keywords.search
+        self._bm25 = KeywordsByRow(data, search)
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -124,6 +129,8 @@ class HybridRetriever:
             old = self.data
             if len(chunks):
                 old.vectors.add(chunk_keys(chunks), vecs, chunks)
+                if not old.vectors.keyword:
+                    self._keywords.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
             documents = {**old.documents, **{d.doc_id: d for d in docs}}
             manifest = {**old.manifest, "chunk_count": len(old.chunks) + len(chunks), "doc_count": len(documents)}
             self._set(IndexData(manifest, old.chunks + chunks, old.vectors, documents))
@@ -138,5 +145,7 @@ class HybridRetriever:
             manifest = {**old.manifest, "chunk_count": len(keep), "doc_count": len(documents)}
             new = IndexData(manifest, keep, old.vectors, documents)  # maps ids first: searches skip the gone ones
             self._set(new)
-            old.vectors.delete([chunk_key(c.chunk_id) for c in old.chunks if c.doc_id == doc_id])
+            gone = [chunk_key(c.chunk_id) for c in old.chunks if c.doc_id == doc_id]
+            old.vectors.delete(gone)
+            self._keywords.remove(gone)
             return self.data
