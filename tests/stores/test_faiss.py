@@ -43,7 +43,7 @@ def test_approximate_indexes_find_most_of_the_exact_top_10(index_type):
 
 def test_auto_picks_exact_up_to_the_measured_threshold():
     assert choose_index(10) == "flat" and choose_index(EXACT_MAX) == "flat"
-    assert choose_index(EXACT_MAX + 1) == "hnsw"
+    assert choose_index(EXACT_MAX + 1) == "ivf_flat"
     store = FaissIndex(32)  # "auto"
     store.build(np.arange(50, dtype=np.int64), clustered(50))
     assert store.index_type == "flat"
@@ -72,3 +72,16 @@ def test_empty_store_searches_as_no_hits():
     store = FaissIndex(8, "flat")
     store.build(np.zeros(0, dtype=np.int64), np.zeros((0, 8), np.float32))
     assert store.search(np.ones(8, np.float32), 3) == [] and len(store) == 0
+
+
+def test_auto_switches_to_ivf_above_the_threshold_and_the_manifest_says_so(monkeypatch, tmp_path, settings, embedder):
+    from rag.indexing import build_index
+    from rag.stores import faiss as faiss_mod
+
+    assert build_index(settings, embedder, progress=False).manifest["vector_store"]["index"] == "flat"
+    monkeypatch.setattr(faiss_mod, "EXACT_MAX", 100)
+    store = FaissIndex(32)
+    store.build(np.arange(500, dtype=np.int64), clustered(500))
+    assert store.index_type == "ivf_flat"
+    assert store.save(tmp_path) == {"kind": "faiss", "index": "ivf_flat", "vectors": 500}
+    assert FaissIndex.load(tmp_path, {"index": "ivf_flat"}).search(clustered(500)[7], 1)[0][0] == 7
