@@ -10,11 +10,13 @@ import hashlib
 import logging
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from rag.errors import BadInputError, VectorStoreError
+from rag.errors import BadInputError, RagError, VectorStoreError
 from rag.settings import Settings
 from rag.stores.base import VectorIndex
 
@@ -65,6 +67,20 @@ def milvus_uri(settings: Settings) -> tuple[str, bool]:
     return uri, False
 
 
+@contextmanager
+def quiet_pymilvus() -> Iterator[None]:
+    """Silence pymilvus' own loggers (it configures two, each with its own level) for a moment."""
+    loggers = [logging.getLogger(n) for n in ("pymilvus", "pymilvus.milvus_client")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def connect(settings: Settings):
     """A `MilvusClient` for the configured URI.
 
@@ -78,11 +94,9 @@ def connect(settings: Settings):
         from pymilvus import MilvusClient
     except ImportError:
         raise VectorStoreError(f"RAG_VECTOR_STORE=milvus needs the pymilvus package: {INSTALL_MILVUS}") from None
-    quiet = logging.getLogger("pymilvus")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # pymilvus logs its own traceback-like lines on a failed connect
     try:
-        return MilvusClient(uri=uri, token=settings.milvus_token, timeout=CONNECT_TIMEOUT)
+        with quiet_pymilvus():  # it logs its own error line on a failed connect; ours says more
+            return MilvusClient(uri=uri, token=settings.milvus_token, timeout=CONNECT_TIMEOUT)
     except Exception as e:
         what = f"open the Milvus Lite file {uri}" if lite else f"reach the Milvus server at {uri}"
         hint = (
@@ -92,8 +106,6 @@ def connect(settings: Settings):
         )
         reason = getattr(e, "message", "") or type(e).__name__
         raise VectorStoreError(f"cannot {what} ({reason}): {hint}") from None
-    finally:
-        quiet.setLevel(level)
 
 
 def make_store(settings: Settings, dim: int, embedding_model: str) -> VectorIndex:
@@ -121,10 +133,20 @@ def load_store(folder: Path, manifest: dict[str, Any], settings: Settings | None
 
         s = settings or Settings()
         uri, _ = milvus_uri(s)
-        store = MilvusIndex(
-            connect(s), info["collection"], int(manifest["embedding_dim"]), uri, info.get("index", "FLAT")
-        )
-        store.check(int(manifest["chunk_count"]))
+        client = connect(s)
+        try:
+            store = MilvusIndex(
+                client, info["collection"], int(manifest["embedding_dim"]), uri, info.get("index", "FLAT")
+            )
+            store.check(int(manifest["chunk_count"]))
+        except RagError:
+            raise
+        except Exception as e:  # the server answered but refused: say what it said
+            reason = getattr(e, "message", "") or str(e) or type(e).__name__
+            raise VectorStoreError(
+                f"the Milvus collection “{info['collection']}” at {uri} cannot be read ({reason}): "
+                "rebuild it with `python -m rag index`, or check RAG_MILVUS_URI"
+            ) from None
         return store
     from rag.stores.faiss import FaissIndex
 

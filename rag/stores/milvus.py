@@ -29,15 +29,13 @@ STRONG = {"consistency_level": "Strong"}
 def _bm25_version(client) -> bool:
     """Whether the engine has BM25 functions: Milvus >= 2.5. Milvus Lite does not answer the
     version call but has them."""
-    quiet = logging.getLogger("pymilvus")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # it logs the unanswered call as an error
+    from rag.stores.factory import quiet_pymilvus
+
     try:
-        version = client.get_server_version()
+        with quiet_pymilvus():  # it logs the unanswered call as an error
+            version = client.get_server_version()
     except Exception:
         return True
-    finally:
-        quiet.setLevel(level)
     parts = [int(p) for p in version.lstrip("v").split(".")[:2] if p.isdigit()]
     return tuple(parts) >= (2, 5)
 
