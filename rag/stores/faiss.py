@@ -18,8 +18,8 @@ from rag.stores.base import VectorIndex
 from rag.types import Chunk
 
 # Up to this many vectors exact search is fast enough: p50 20 ms at 100k on 2 cores, 157 ms at 1M.
-# Above it IVF-Flat: recall@10 0.974 and p50 0.8 ms at 1M, built in 155 s (HNSW took longer to
-# build for the same recall; IVF-PQ lost too much: 0.55). bench/RESULTS.md, "Scale".
+# Above it IVF-Flat: recall@10 0.974 and p50 0.8 ms at 1M, built in 155 s (HNSW: 74 s against 28 s
+# at 100k for the same recall, and over 25 min at 1M; IVF-PQ lost too much: 0.55). bench/RESULTS.md.
 EXACT_MAX = 100_000
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
 IVF_NPROBE = 32
