@@ -277,7 +277,8 @@ def build_ui(
                         gr.HTML(
                             '<h2 class="rag-h2">Add a document</h2><p class="rag-muted">PDF, Word (.docx), HTML, '
                             f"Markdown or text, up to {library.max_bytes // 1_000_000} MB. It is searchable as soon "
-                            "as it is added; uploads can be removed again.</p>",
+                            "as it is added; uploads can be removed again. "
+                            f"Vector store: {esc(library.retriever.data.vectors.describe()['store'])}.</p>",
                             js_on_load=None,
                         )
                         file = gr.File(
