@@ -15,7 +15,7 @@ import uvicorn
 
 from rag.errors import RagError
 from rag.pipeline import RagPipeline
-from rag.serving import WarmupApp, build_app
+from rag.serve.server import WarmupApp, build_app
 from rag.settings import Settings
 
 log = logging.getLogger("app")
@@ -25,7 +25,7 @@ def load(server: WarmupApp, settings: Settings) -> None:
     """Build and warm the pipeline, then hand the full app to the running server."""
     try:
         pipeline = RagPipeline.from_settings(settings, rebuild_index=True)
-        pipeline.generator.generate([{"role": "user", "content": "Say OK."}], max_tokens=2)
+        pipeline.warm()
         server.ready(build_app(pipeline, settings))
     except RagError as e:
         log.error("could not start: %s", e)

@@ -17,7 +17,7 @@ from rag.errors import (
     RagError,
 )
 from rag.generation import Generator, LlamaCppGenerator, OpenAICompatGenerator, TransformersGenerator
-from rag.pipeline import RagPipeline, StreamEvent
+from rag.pipeline import Finished, RagPipeline, Rewritten, StreamEvent, Token
 from rag.prompts import REFUSAL
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
@@ -33,6 +33,7 @@ __all__ = [
     "Document",
     "DocumentError",
     "EmptyQuestionError",
+    "Finished",
     "GenerationError",
     "Generator",
     "Hit",
@@ -45,7 +46,9 @@ __all__ = [
     "OpenAICompatGenerator",
     "RagError",
     "RagPipeline",
+    "Rewritten",
     "Settings",
     "StreamEvent",
+    "Token",
     "TransformersGenerator",
 ]

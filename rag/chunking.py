@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rag.settings import shipped
 from rag.types import Chunk, Document
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -91,7 +92,9 @@ def _split_long(text: str, size: int, overlap: int) -> list[tuple[int, int]]:
     return spans
 
 
-def chunk_document(doc: Document, size: int = 900, overlap: int = 120) -> list[Chunk]:
+def chunk_document(
+    doc: Document, size: int = shipped("chunk_size"), overlap: int = shipped("chunk_overlap")
+) -> list[Chunk]:
     """Chunk one document: consecutive blocks of one section are packed up to `size` characters.
 
     A heading always starts a new chunk; a block longer than `size` is split on its own.
@@ -144,7 +147,9 @@ def chunk_document(doc: Document, size: int = 900, overlap: int = 120) -> list[C
     ]
 
 
-def chunk_corpus(docs: list[Document], size: int = 900, overlap: int = 120) -> list[Chunk]:
+def chunk_corpus(
+    docs: list[Document], size: int = shipped("chunk_size"), overlap: int = shipped("chunk_overlap")
+) -> list[Chunk]:
     return [c for d in docs for c in chunk_document(d, size, overlap)]
 
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.embedding import Embedder
-from rag.lexical import tokenize
+from rag.lexical import STOP_WORDS, tokenize
 from rag.prompts import REFUSAL
+from rag.settings import shipped
+from rag.text import CAPITALISED, names, parse_markers, proper_nouns, sentence_spans, split_sentences
 from rag.types import Citation, Hit, SentenceCheck
 
-_MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\[A-Z0-9\"“‘(£$€])|\n+")
-_LEADING_MARKERS = re.compile(r"^((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)\s*")
+__all__ = ["CitationChecker", "CheckedAnswer", "parse_markers", "split_sentences", "is_refusal"]
+
 _REFUSAL_LIKE = re.compile(
     r"(can ?not|can't|cannot|could not|couldn't|unable to) (find|answer|locate)|"
     r"(not|no) (contain|mention|say|state|specify|include|provide|give)|"
@@ -40,37 +41,6 @@ class CheckedAnswer:
     refused: bool
     citations: list[Citation]
     sentences: list[SentenceCheck]
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences with their markers; a marker after the full stop stays with its sentence, unless
-    that sentence has markers of its own (then the marker leads the next one, as small models write).
-
-    `split_sentences("A is b. [1] C is d [2].")` -> `["A is b. [1]", "C is d [2]."]`;
-    `split_sentences("[1] A is b.\n[2] C is d.")` -> `["[1] A is b.", "[2] C is d."]`.
-    """
-    pieces = [p.strip() for p in _SPLIT.split(text.strip()) if p and p.strip()]
-    out: list[str] = []
-    for p in pieces:
-        m = _LEADING_MARKERS.match(p)
-        if m and out and not _MARKER.search(out[-1]):
-            out[-1] = out[-1] + " " + m.group(1).strip()
-            p = p[m.end() :].strip()
-        if p:
-            out.append(p)
-    return out
-
-
-def parse_markers(sentence: str) -> tuple[str, list[int]]:
-    """Strip markers from a sentence: `parse_markers("X grew [1, 3].")` -> `("X grew.", [1, 3])`."""
-    nums: list[int] = []
-    for m in _MARKER.finditer(sentence):
-        for n in re.split(r"\s*[,;]\s*", m.group(1)):
-            if int(n) not in nums:
-                nums.append(int(n))
-    bare = _MARKER.sub("", sentence).strip()
-    bare = re.sub(r"\s+([.,;:!?])", r"\1", bare)
-    return bare, nums
 
 
 def is_refusal(text: str) -> bool:
@@ -104,67 +74,78 @@ def numbers_supported(claim: str, passage: str) -> bool:
 
 
 _MONEY = re.compile(r"[£$€]\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:bn|m|k|billion|million|thousand)\b)?", re.IGNORECASE)
-_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[-’'][A-Za-z]+)?\b")
-_NOT_NAMES = frozenset(
-    [
-        "A",
-        "AI",
-        "An",
-        "And",
-        "As",
-        "At",
-        "But",
-        "By",
-        "For",
-        "From",
-        "He",
-        "If",
-        "In",
-        "It",
-        "Its",
-        "On",
-        "Our",
-        "She",
-        "The",
-        "Their",
-        "There",
-        "These",
-        "They",
-        "This",
-        "Those",
-        "To",
-        "Under",
-        "We",
-        "What",
-        "When",
-        "Where",
-        "Which",
-        "While",
-        "Who",
-        "With",
-        "Yes",
-        "No",
-    ]
+_NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
+_YES_NO = re.compile(r"^\s*(yes|no)\b", re.IGNORECASE)
+
+
+def names_supported(claim: str, passage: str, known: set[str] = frozenset()) -> bool:
+    """Every name the claim states (the head of each capitalised run) occurs in the passage, so a
+    claim cannot credit a deal to another company or a signature to another person.
+
+    `names_supported("Peter Kyle signed it", "Signed today by Technology Secretary Peter Kyle")` -> True;
+    `names_supported("Anthropic will share models", "OpenAI will share models")` -> False.
+    """
+    text = passage.lower().replace("’", "'")
+    for name in names(claim, known | proper_nouns(passage)):
+        stem = name.lower().replace("’", "'").split("'")[0]
+        if not re.search(rf"(?<![a-z0-9]){re.escape(stem.rstrip('s') if len(stem) > 3 else stem)}", text):
+            return False
+    return True
+
+
+def negated(text: str) -> bool:
+    """`negated("The deal is not legally binding")` -> True; `negated("It is binding")` -> False."""
+    return bool(_NEGATION.search(text))
+
+
+def _closest_sentence(passage: str, claim: str) -> str:
+    """The passage sentence sharing the most content words with the claim."""
+    want = set(tokenize(claim))
+    spans = sentence_spans(passage) or [(0, len(passage))]
+    return max((passage[s:e] for s, e in spans), key=lambda t: len(want & set(tokenize(t))))
+
+
+def polarity_agrees(claim: str, passage: str, question: str = "") -> bool:
+    """A claim and the passage sentence it rests on are both negative or both positive.
+
+    A bare "Yes"/"No" is read as the answer to the question: "No" claims the negation of the question.
+    `polarity_agrees("Yes.", "The MoU is not legally binding.", "Is the MoU legally binding?")` -> False.
+    """
+    yn = _YES_NO.match(claim)
+    if yn and len(tokenize(claim)) < TERSE_WORDS:
+        sentence = _closest_sentence(passage, question)
+        return (
+            negated(sentence) != negated(question)
+            if yn.group(1).lower() == "no"
+            else (negated(sentence) == negated(question))
+        )
+    body = _YES_NO.sub("", claim, count=1)
+    return negated(_closest_sentence(passage, body)) == negated(body)
+
+
+_NOT_SUBJECTS = frozenset(w.capitalize() for w in STOP_WORDS) | frozenset(
+    ["AI", "Yes", "No", "According", "However", "Also", "Additionally", "Overall", "Over", "Under"]
 )
 
 
-def _first_name(text: str) -> str | None:
-    return next((m.group(0) for m in _NAME.finditer(text) if m.group(0) not in _NOT_NAMES), None)
+def _subject(text: str) -> str | None:
+    """The first name-like word of `text`: `_subject("Over £2bn will go")` -> None."""
+    return next((m.group(0) for m in CAPITALISED.finditer(text) if m.group(0) not in _NOT_SUBJECTS), None)
 
 
 def amounts_attributed(claim: str, passage: str) -> bool:
-    """A sum of money is credited to the same actor as in the passage: the first name in the claim
-    (its subject) must appear before that sum in a passage sentence that states it.
+    """A sum of money is credited to the same actor as in the passage: the claim's subject (its first
+    name-like word before the sum) must appear before that sum in a passage sentence that states it.
 
     `amounts_attributed("OpenAI is investing £500m", "The UK is investing £500m with OpenAI")` -> False;
     `amounts_attributed("The UK is investing £500m", "The UK is investing £500m with OpenAI")` -> True.
     """
     for m in _MONEY.finditer(claim):
-        subject = _first_name(claim[: m.start()])
+        subject = _subject(claim[: m.start()])
         if subject is None:
             continue
         figure = numbers(m.group(0))
-        sentences = [passage[a:b] for a, b in _sentence_spans(passage)]
+        sentences = [passage[a:b] for a, b in sentence_spans(passage)]
         placed = False
         for sent in sentences:
             for pm in _MONEY.finditer(sent):
@@ -175,24 +156,13 @@ def amounts_attributed(claim: str, passage: str) -> bool:
     return True
 
 
-def _sentence_spans(text: str) -> list[tuple[int, int]]:
-    spans, start = [], 0
-    for m in re.finditer(r"(?<=[.!?])\s+|\n+", text):
-        if m.start() > start:
-            spans.append((start, m.start()))
-        start = m.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
-
-
 def best_quote(passage: str, claims: list[str]) -> tuple[int, int]:
     """The span of the passage (one sentence, or two adjacent) that best matches the claims.
 
     Returns offsets into `passage`; the whole passage when nothing matches.
     """
     want = set(tokenize(" ".join(claims)))
-    spans = _sentence_spans(passage)
+    spans = sentence_spans(passage)
     if not want or not spans:
         return 0, len(passage)
     toks = [set(tokenize(passage[s:e])) for s, e in spans]
@@ -209,35 +179,55 @@ def best_quote(passage: str, claims: list[str]) -> tuple[int, int]:
 
 
 class CitationChecker:
-    """Scores sentences as 0.5 * lexical overlap + 0.5 * embedding cosine against a passage,
-    and zero when the sentence states a number the passage does not hold, or credits a sum of
-    money to someone the passage does not."""
+    """Scores sentences as 0.5 * lexical overlap + 0.5 * embedding cosine against a passage, and
+    zero when the sentence states a number or a name the passage does not hold, credits a sum of
+    money to someone the passage does not, or says "not" where the passage does not (or the reverse)."""
 
-    def __init__(self, embedder: Embedder | None, threshold: float = 0.45, unsupported: str = "drop") -> None:
+    def __init__(
+        self,
+        embedder: Embedder | None,
+        threshold: float = shipped("support_threshold"),
+        unsupported: str = shipped("unsupported"),
+    ) -> None:
         self.embedder = embedder
         self.threshold = threshold
         self.unsupported = unsupported
 
     def _scores(self, claims: list[str], hits: list[Hit], question: str = "") -> np.ndarray:
-        """`scores[i, j]`: support of claim i by passage j."""
-        # A number the question itself states ("the 10 principles") may be repeated without a source.
-        nums = np.array(
+        """`scores[i, j]`: support of claim i by passage j; zero when an exact rule fails."""
+        # The exact rules: numbers (a number the question states may be repeated without a source),
+        # money credited to the right actor, names present in the passage (or its title and
+        # headings), and the same polarity as the passage sentence the claim rests on.
+        known = set().union(*(proper_nouns(h.chunk.text) for h in hits)) if hits else set()
+        rules = np.array(
             [
                 [
-                    numbers_supported(c, f"{question} {h.chunk.text}") and amounts_attributed(c, h.chunk.text)
+                    numbers_supported(c, f"{question} {h.chunk.text}")
+                    and amounts_attributed(c, h.chunk.text)
+                    and names_supported(c, " ".join([h.chunk.text, h.chunk.title, *h.chunk.heading_path]), known)
+                    and polarity_agrees(c, h.chunk.text, question)
                     for h in hits
                 ]
                 for c in claims
             ],
             dtype=np.float32,
         )
-        claims = [f"{question} {c}" if question and len(tokenize(c)) < TERSE_WORDS else c for c in claims]
+        claims = [self._scored_text(c, question) for c in claims]
         lex = np.array([[lexical_support(c, h.chunk.text) for h in hits] for c in claims], dtype=np.float32)
         if self.embedder is None or not claims or not hits:
-            return lex * nums
+            return lex * rules
         cv = self.embedder.embed_documents(claims)
         pv = self.embedder.embed_documents([h.chunk.text for h in hits])
-        return (0.5 * lex + 0.5 * np.clip(cv @ pv.T, 0.0, 1.0)) * nums
+        return (0.5 * lex + 0.5 * np.clip(cv @ pv.T, 0.0, 1.0)) * rules
+
+    @staticmethod
+    def _scored_text(claim: str, question: str) -> str:
+        """A terse claim ("5", "No") is scored together with the question it answers."""
+        return f"{question} {claim}" if question and len(tokenize(claim)) < TERSE_WORDS else claim
+
+    @staticmethod
+    def _cites(sentence: str, n_hits: int) -> bool:
+        return any(1 <= n <= n_hits for n in parse_markers(sentence)[1])
 
     def check(self, raw: str, hits: list[Hit], question: str = "") -> CheckedAnswer:
         """Check `raw` (the model's text, markers numbered from 1 over `hits`).
@@ -249,7 +239,8 @@ class CitationChecker:
             The cleaned answer with renumbered markers, its citations, and a verdict per sentence.
         """
         sentences = split_sentences(raw)
-        if not sentences or is_refusal(sentences[0]):
+        # "The MoU does not include funding [1]." is a cited claim; an uncited "not in the documents" is a refusal.
+        if not sentences or (is_refusal(sentences[0]) and not self._cites(sentences[0], len(hits))):
             return CheckedAnswer(REFUSAL, True, [], [])
 
         parsed = [parse_markers(s) for s in sentences]
@@ -297,7 +288,7 @@ class CitationChecker:
         citations = []
         for j, n in order.items():
             chunk = hits[j].chunk
-            s, e = best_quote(chunk.text, [bare for bare, use in kept if j in use])
+            s, e = best_quote(chunk.text, [self._scored_text(bare, question) for bare, use in kept if j in use])
             citations.append(
                 Citation(
                     n=n,

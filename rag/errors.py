@@ -65,6 +65,36 @@ class ModelLoadingError(RagError):
         super().__init__(msg)
 
 
+class ForbiddenError(RagError):
+    code = "forbidden"
+    status = 403
+
+
+class ServerBusyError(RagError):
+    code = "busy"
+    status = 503
+    retry_after_s = 10  # about two answers' time (bench/RESULTS.md: p95 5.2 s)
+
+    def __init__(
+        self, msg: str = "The server is answering as many questions as it can. Try again in a few seconds."
+    ) -> None:
+        super().__init__(msg)
+
+
+class RequestTimeoutError(RagError):
+    code = "timeout"
+    status = 504
+
+
+class RateLimitedError(RagError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"Too many requests from this key or address; try again in {retry_after_s} s.")
+        self.retry_after_s = retry_after_s
+
+
 class VectorStoreError(RagError):
     """The vector store (a Milvus server) cannot be reached or used as configured."""
 

@@ -2,8 +2,9 @@
 OpenAI-compatible chat server.
 
 Each backend takes chat messages and returns text, greedy by default so answers are
-reproducible; `stream` yields text pieces as they are generated. Backends do not know
-about passages or citations. `make_generator` is the one factory that picks a backend.
+reproducible; `stream` yields text pieces as they are generated, and a backend that sees token
+probabilities applies an `OpeningFloor` (the others ignore it). Backends do not know about
+passages or citations. `make_generator` is the one factory that picks a backend.
 """
 
 from __future__ import annotations
@@ -27,15 +28,6 @@ log = logging.getLogger(__name__)
 Messages = list[dict[str, str]]
 
 
-@runtime_checkable
-class Generator(Protocol):
-    """A chat model. `stream` is optional; `stream_text` falls back to `generate`."""
-
-    name: str
-
-    def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str: ...
-
-
 @dataclass(frozen=True)
 class OpeningFloor:
     """Let a reply open with the first token of `text` only when the model gives that opening a
@@ -49,20 +41,52 @@ class OpeningFloor:
     text: str
     min_p: float
 
+    def apply(self, scores: np.ndarray, token: int) -> float:
+        """Ban `token` in `scores` (one step's logits, changed in place) when its probability is
+        below `min_p`; return that probability.
+
+        `OpeningFloor("No", 0.5).apply(np.array([0.0, 0.0, 2.0]), 0)` -> 0.106..., and scores[0] is -inf.
+        """
+        s = scores.astype(np.float64)
+        e = np.exp(s - s.max())
+        p = float(e[token] / e.sum())
+        if p < self.min_p:
+            scores[token] = -np.inf
+        return p
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A chat model.
+
+    `generate` returns the whole reply and `stream` yields it in pieces (a backend that cannot
+    stream yields it as one piece). `supports_opening_floor` says whether the backend applies an
+    `OpeningFloor`; `stream_text` passes one only to those that do.
+    """
+
+    name: str
+    supports_opening_floor: bool
+    last_opening_p: float | None  # p of the floored opening at the last call, where the backend sees it
+
+    def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str: ...
+
+    def stream(
+        self,
+        messages: Messages,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        opening_floor: OpeningFloor | None = None,
+    ) -> Iterator[str]: ...
+
 
 def stream_text(
     gen: Generator, messages: Messages, max_tokens: int, temperature: float, opening_floor: OpeningFloor | None = None
 ) -> Iterator[str]:
-    """Pieces of the reply as they come, from `gen.stream` when it has one.
-
-    `opening_floor` is applied by generators that can see token probabilities and ignored by others.
-    """
-    stream = getattr(gen, "stream", None)
-    kw = {"opening_floor": opening_floor} if opening_floor and getattr(gen, "supports_opening_floor", False) else {}
-    if stream is None:
-        yield gen.generate(messages, max_tokens=max_tokens, temperature=temperature, **kw)
+    """Pieces of the reply as they come; `opening_floor` is dropped for backends that cannot apply it."""
+    if opening_floor is not None and gen.supports_opening_floor:
+        yield from gen.stream(messages, max_tokens=max_tokens, temperature=temperature, opening_floor=opening_floor)
     else:
-        yield from stream(messages, max_tokens=max_tokens, temperature=temperature, **kw)
+        yield from gen.stream(messages, max_tokens=max_tokens, temperature=temperature)
 
 
 class LlamaCppGenerator:
@@ -70,8 +94,10 @@ class LlamaCppGenerator:
 
     supports_opening_floor = True
 
-    def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0) -> None:
-        from llama_cpp import Llama
+    def __init__(
+        self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0, cache_mb: int = 256
+    ) -> None:
+        from llama_cpp import Llama, LlamaRAMCache
 
         if not Path(model_path).is_file():
             raise ModelMissingError(f"model file {model_path} does not exist")
@@ -90,6 +116,11 @@ class LlamaCppGenerator:
             )
         except (ValueError, RuntimeError) as e:
             raise ModelMissingError(f"llama.cpp could not load {model_path}: {e}") from e
+        if cache_mb > 0:
+            # llama.cpp reuses the prompt prefix it read last; a follow-up's rewrite call replaces that
+            # prefix, so keep recent states in RAM and restore the one sharing the longest prefix
+            # (the system prompt and worked examples) instead of reading it again.
+            self._llm.set_cache(LlamaRAMCache(capacity_bytes=cache_mb << 20))
         self._lock = threading.Lock()  # one llama context serves one request at a time
         self.last_opening_p: float | None = None  # for calibration: p of the floored opening, last call
 
@@ -103,11 +134,7 @@ class LlamaCppGenerator:
             nonlocal seen
             if not seen:  # only the first generated token
                 seen = True
-                s = scores.astype(np.float64)
-                p = float(np.exp(s[token] - s.max()) / np.exp(s - s.max()).sum())
-                self.last_opening_p = p
-                if p < floor.min_p:
-                    scores[token] = -np.inf
+                self.last_opening_p = floor.apply(scores, token)
             return scores
 
         return LogitsProcessorList([process])
@@ -151,6 +178,9 @@ class TransformersGenerator:
     """A causal LM through transformers: a local Hugging Face folder, or a GGUF file
     (dequantised by transformers' GGUF loader, so it needs several times the file's size in RAM)."""
 
+    supports_opening_floor = True
+    last_opening_p: float | None = None
+
     def __init__(self, model_path: Path, n_threads: int | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -178,6 +208,28 @@ class TransformersGenerator:
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
 
+    def _floor_processor(self, floor: OpeningFloor):
+        """A logits processor applying `floor` at the first generated step, as llama.cpp's does."""
+        from transformers import LogitsProcessor, LogitsProcessorList
+
+        token = self._tok.encode(floor.text, add_special_tokens=False)[0]
+        gen = self
+
+        class _Floor(LogitsProcessor):
+            def __init__(self) -> None:
+                self.seen = False
+
+            def __call__(self, input_ids, scores):
+                if not self.seen:
+                    self.seen = True
+                    row = scores[0].detach().float().numpy().copy()
+                    gen.last_opening_p = floor.apply(row, token)
+                    if row[token] == -np.inf:
+                        scores[:, token] = -float("inf")
+                return scores
+
+        return LogitsProcessorList([_Floor()])
+
     def _gen_kwargs(self, max_tokens: int, temperature: float) -> dict:
         kw: dict = {"max_new_tokens": max_tokens, "pad_token_id": self._tok.pad_token_id or self._tok.eos_token_id}
         if temperature > 0:
@@ -186,22 +238,37 @@ class TransformersGenerator:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
 
-    def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
-        return "".join(self.stream(messages, max_tokens, temperature))
+    def generate(
+        self,
+        messages: Messages,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        opening_floor: OpeningFloor | None = None,
+    ) -> str:
+        return "".join(self.stream(messages, max_tokens, temperature, opening_floor))
 
-    def stream(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self,
+        messages: Messages,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        opening_floor: OpeningFloor | None = None,
+    ) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
 
         with self._lock:
             inputs = self._inputs(messages)
+            kw = self._gen_kwargs(max_tokens, temperature)
+            if opening_floor is not None:
+                kw["logits_processor"] = self._floor_processor(opening_floor)
             streamer = TextIteratorStreamer(self._tok, skip_prompt=True, skip_special_tokens=True)
             errors: list[BaseException] = []
 
             def run() -> None:
                 try:
                     with torch.inference_mode():
-                        self._model.generate(**inputs, streamer=streamer, **self._gen_kwargs(max_tokens, temperature))
+                        self._model.generate(**inputs, streamer=streamer, **kw)
                 except BaseException as e:  # surfaced to the caller below
                     errors.append(e)
                     streamer.end()
@@ -218,6 +285,9 @@ class TransformersGenerator:
 
 class OpenAICompatGenerator:
     """Any OpenAI-compatible chat server (vLLM, llama.cpp server, TGI, Ollama) by base URL."""
+
+    supports_opening_floor = False
+    last_opening_p: float | None = None
 
     def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 300.0) -> None:
         import httpx
@@ -250,7 +320,13 @@ class OpenAICompatGenerator:
         except (httpx.HTTPError, KeyError, ValueError) as e:
             raise self._fail(e) from e
 
-    def stream(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self,
+        messages: Messages,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        opening_floor: OpeningFloor | None = None,  # not applied: the server shows no token probabilities
+    ) -> Iterator[str]:
         import httpx
 
         body = self._body(messages, max_tokens, temperature, True)
@@ -275,9 +351,20 @@ class NoGenerator:
     """Stands in where only retrieval is needed; answering with it is an error, not a guess."""
 
     name = "none"
+    supports_opening_floor = False
+    last_opening_p: float | None = None
 
     def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
         raise GenerationError("no answer model is loaded in this retrieval-only run")
+
+    def stream(
+        self,
+        messages: Messages,
+        max_tokens: int = 300,
+        temperature: float = 0.0,
+        opening_floor: OpeningFloor | None = None,
+    ) -> Iterator[str]:
+        yield self.generate(messages, max_tokens, temperature)
 
 
 def resolve_model_path(settings: Settings, progress: bool = True) -> Path:
@@ -296,8 +383,12 @@ def make_generator(settings: Settings) -> Generator:
         ModelMissingError: the model cannot be found or loaded.
     """
     if settings.backend == "openai":
-        return OpenAICompatGenerator(settings.openai_base_url, settings.openai_model, settings.openai_api_key)
+        return OpenAICompatGenerator(
+            settings.openai_base_url, settings.openai_model, settings.openai_api_key.get_secret_value()
+        )
     path = resolve_model_path(settings)
     if settings.backend == "transformers":
         return TransformersGenerator(path, n_threads=settings.n_threads)
-    return LlamaCppGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, seed=settings.seed)
+    return LlamaCppGenerator(
+        path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, seed=settings.seed, cache_mb=settings.prompt_cache_mb
+    )

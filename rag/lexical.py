@@ -173,6 +173,7 @@ class BM25Index:
 
         self._n = len(texts)
         tokens = [tokenize(t) for t in texts]
+        self.doc_freq: Counter[str] = Counter(w for toks in tokens for w in set(toks))
         # rank_bm25 divides by the corpus size; an empty corpus is searched as no rows.
         self._bm25 = BM25Okapi(tokens, k1=k1, b=b) if self._n else None
 
@@ -208,6 +209,11 @@ class KeywordIndex:
 
     def __len__(self) -> int:
         return self._n
+
+    @property
+    def doc_freq(self) -> dict[str, int]:
+        """How many passages hold each word (0 for words only removed passages held); live, not a copy."""
+        return self._df
 
     def add(self, keys: list[int], texts: list[str]) -> None:
         """Index passages (a key already present is replaced)."""

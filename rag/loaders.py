@@ -18,6 +18,9 @@ from rag.types import Document
 log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx"}
+# Far beyond any policy paper: past these, a file is refused before it is parsed.
+MAX_DOCX_UNPACKED_BYTES = 200 * 1024 * 1024  # a small DOCX that unpacks to more is a zip bomb
+MAX_PDF_PAGES = 2000
 # Files in a corpus folder that describe the corpus rather than belong to it.
 NOT_DOCUMENTS = {"README.md", "MANIFEST.tsv", "LICENSE", ".gitkeep"}
 
@@ -69,13 +72,24 @@ def _pdf_to_text(path: Path) -> str:
     from pypdf import PdfReader
 
     reader = PdfReader(str(path))
+    if len(reader.pages) > MAX_PDF_PAGES:
+        raise DocumentError(f"has {len(reader.pages)} pages; the limit is {MAX_PDF_PAGES}")
     pages = [(page.extract_text() or "").strip() for page in reader.pages]
     return "\n\n".join(p for p in pages if p)
 
 
 def _docx_to_text(path: Path) -> tuple[str, str]:
+    import zipfile
+
     import docx
 
+    # The declared sizes bound what reading the parts can unpack (zipfile stops at them).
+    with zipfile.ZipFile(path) as z:
+        unpacked = sum(i.file_size for i in z.infolist())
+    if unpacked > MAX_DOCX_UNPACKED_BYTES:
+        raise DocumentError(
+            f"unpacks to {unpacked / 1e6:.0f} MB, over the limit of {MAX_DOCX_UNPACKED_BYTES / 1e6:.0f} MB"
+        )
     d = docx.Document(str(path))
     blocks: list[str] = []
     for para in d.paragraphs:

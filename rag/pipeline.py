@@ -9,47 +9,54 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from rag.citations import CitationChecker
+from rag.answer_type import answers_the_question
+from rag.answerability import AnswerabilityModel, best_sentence
+from rag.citations import CheckedAnswer, CitationChecker, is_refusal
 from rag.embedding import Embedder
-from rag.errors import EmptyQuestionError
+from rag.errors import BadInputError, EmptyQuestionError
+from rag.evidence import tighten
 from rag.generation import Generator, OpeningFloor, stream_text
 from rag.prompts import REFUSAL, answer_messages, rewrite_messages
-from rag.retrieval import HybridRetriever
-from rag.settings import Settings
-from rag.types import Answer, Hit, Timings
+from rag.query import with_focus
+from rag.retrieval import HybridRetriever, RetrievalResult
+from rag.settings import Settings, shipped
+from rag.types import Answer, Citation, Hit, SentenceCheck, Timings
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
 
 
-@dataclass
-class StreamEvent:
-    """One step of a streamed answer: `rewritten` (str), `token` (str), then `answer` (Answer)."""
+@dataclass(frozen=True)
+class Rewritten:
+    """The standalone question retrieval will use (the question itself when there is no history)."""
 
-    kind: str
-    data: Any = field(default=None)
+    data: str
+    kind: Literal["rewritten"] = "rewritten"
 
 
-async def final_answer(first: StreamEvent, events: AsyncIterator[StreamEvent]) -> Answer:
-    """Drain a stream of events (already started with `first`) and return its `Answer`.
+@dataclass(frozen=True)
+class Token:
+    """One piece of the model's raw reply, before its citations are checked."""
 
-    Closes the stream even when the caller is cancelled, so a client that hung up stops generation.
-    """
-    answer = first.data if first.kind == "answer" else None
-    try:
-        async for ev in events:
-            if ev.kind == "answer":
-                answer = ev.data
-    finally:
-        await events.aclose()
-    if answer is None:
-        raise AssertionError("the stream ended without an answer")
-    return answer
+    data: str
+    kind: Literal["token"] = "token"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The checked `Answer`: always the last event of a stream."""
+
+    data: Answer
+    kind: Literal["answer"] = "answer"
+
+
+# One step of a streamed answer: `Rewritten`, then `Token`s, then `Finished`. `kind` tells them apart.
+StreamEvent = Rewritten | Token | Finished
 
 
 def clean_history(history: list[dict[str, Any]] | None) -> list[dict[str, str]]:
@@ -70,12 +77,20 @@ class RagPipeline:
         generator: Generator,
         checker: CitationChecker,
         *,
-        top_k: int = 5,
-        max_new_tokens: int = 300,
-        temperature: float = 0.0,
-        min_relevance: float = 0.2,
-        rewrite_followups: bool = True,
-        refusal_min_p: float = 0.0,
+        top_k: int = shipped("top_k"),
+        max_new_tokens: int = shipped("max_new_tokens"),
+        temperature: float = shipped("temperature"),
+        min_relevance: float = shipped("min_relevance"),
+        rewrite_followups: bool = shipped("rewrite_followups"),
+        refusal_min_p: float = shipped("refusal_min_p"),
+        focus_query: str = shipped("focus_query"),
+        rare_term_max_df: int = shipped("rare_term_max_df"),
+        demonstrations: bool = shipped("demonstrations"),
+        answerability: AnswerabilityModel | None = None,
+        evidence_sentences: int = shipped("evidence_sentences"),
+        evidence_neighbours: int = shipped("evidence_neighbours"),
+        answer_type_check: bool = shipped("answer_type_check"),
+        question_first: bool = shipped("question_first"),
     ) -> None:
         self.retriever = retriever
         self.generator = generator
@@ -86,6 +101,14 @@ class RagPipeline:
         self.min_relevance = min_relevance
         self.rewrite_followups = rewrite_followups
         self.refusal_min_p = refusal_min_p
+        self.focus_query = focus_query
+        self.rare_term_max_df = rare_term_max_df
+        self.demonstrations = demonstrations
+        self.answerability = answerability
+        self.evidence_sentences = evidence_sentences
+        self.evidence_neighbours = evidence_neighbours
+        self.answer_type_check = answer_type_check
+        self.question_first = question_first
 
     @classmethod
     def from_settings(
@@ -127,7 +150,24 @@ class RagPipeline:
             min_relevance=s.min_relevance,
             rewrite_followups=s.rewrite_followups,
             refusal_min_p=s.refusal_min_p,
+            focus_query=s.focus_query,
+            rare_term_max_df=s.rare_term_max_df,
+            demonstrations=s.demonstrations,
+            answerability=AnswerabilityModel.load() if s.answerability else None,
+            evidence_sentences=s.evidence_sentences,
+            evidence_neighbours=s.evidence_neighbours,
+            answer_type_check=s.answer_type_check,
+            question_first=s.question_first,
         )
+
+    def warm(self) -> None:
+        """Load the model's weights and read the fixed prompt prefix (system prompt and worked
+        examples) once, so the first question pays only for its own passages."""
+        from rag.types import Chunk
+
+        probe = Chunk("warm#0", "warm", "Warming up.", 0, 11)
+        messages = answer_messages("Ready?", [Hit(probe, 0.0)], self.demonstrations, self.question_first)
+        self.generator.generate(messages, max_tokens=1)
 
     @property
     def model_name(self) -> str:
@@ -154,6 +194,24 @@ class RagPipeline:
             raise EmptyQuestionError("The search query is empty.")
         return self.retriever.retrieve(query.strip(), k or self.top_k).hits
 
+    def retrieve(self, query: str, k: int | None = None) -> RetrievalResult:
+        """The passages given to the model for a standalone `query` (with the documents' focus
+        added when it asks about "the deal" without naming anyone)."""
+        return self.retriever.retrieve(with_focus(query, self.focus_query), k or self.top_k)
+
+    def evidence(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """The passages as the model sees them: whole, or cut to their best sentences (`evidence_sentences`)."""
+        return tighten(query, hits, self.checker.embedder, self.evidence_sentences, self.evidence_neighbours)
+
+    def gate_refuses(self, query: str, result: RetrievalResult) -> bool:
+        """Refuse before generating only when nothing is close: no passage, or a low best dense score
+        and no word of the question that is rare in the corpus (a name such as "Humphrey")."""
+        if not result.hits:
+            return True
+        if result.best_dense >= self.min_relevance:
+            return False
+        return not (self.rare_term_max_df and self.retriever.rare_terms(query, self.rare_term_max_df))
+
     def stream(
         self, question: str, history: list[dict[str, Any]] | None = None, top_k: int | None = None
     ) -> Iterator[StreamEvent]:
@@ -166,8 +224,6 @@ class RagPipeline:
             BadInputError: the question is too long.
             GenerationError: the model backend failed.
         """
-        from rag.errors import BadInputError
-
         question = (question or "").strip()
         if not question:
             raise EmptyQuestionError()
@@ -177,49 +233,86 @@ class RagPipeline:
         t0 = time.perf_counter()
         turns = clean_history(history)
         standalone = self.rewrite(question, turns)
-        yield StreamEvent("rewritten", standalone)
+        yield Rewritten(standalone)
 
-        result = self.retriever.retrieve(standalone, k)
+        result = self.retrieve(standalone, k)
         hits = result.hits
         t_retrieved = time.perf_counter()
         timings = Timings(retrieve_s=t_retrieved - t0)
 
-        if not hits or result.best_dense < self.min_relevance:
+        if self.gate_refuses(standalone, result):
             log.info("refusing without generation: best dense score %.3f", result.best_dense)
             timings.total_s = time.perf_counter() - t0
-            yield StreamEvent(
-                "answer",
-                Answer(question, REFUSAL, True, [], hits, timings, self.model_name, standalone_question=standalone),
+            yield Finished(
+                Answer(question, REFUSAL, True, [], hits, timings, self.model_name, standalone_question=standalone)
             )
             return
 
+        hits = self.evidence(standalone, hits)
         pieces: list[str] = []
         floor = OpeningFloor(REFUSAL, self.refusal_min_p) if self.refusal_min_p > 0 else None
-        for piece in stream_text(
-            self.generator, answer_messages(standalone, hits), self.max_new_tokens, self.temperature, floor
-        ):
+        messages = answer_messages(standalone, hits, self.demonstrations, self.question_first)
+        for piece in stream_text(self.generator, messages, self.max_new_tokens, self.temperature, floor):
             if not pieces:
                 timings.ttft_s = time.perf_counter() - t0
             pieces.append(piece)
-            yield StreamEvent("token", piece)
-        raw = "".join(pieces)
-        checked = self.checker.check(raw, hits, standalone)
+            yield Token(piece)
+        signals = {
+            "best_dense": result.best_dense,
+            "rare_terms": float(len(self.retriever.rare_terms(standalone, self.rare_term_max_df or 12))),
+            "p_refusal": self.generator.last_opening_p if floor and self.generator.supports_opening_floor else None,
+        }
+        answer = self.finish(question, standalone, hits, "".join(pieces), signals)
+        answer.timings = timings
+        answer.tokens = len(pieces)
         timings.total_s = time.perf_counter() - t0
-        yield StreamEvent(
-            "answer",
-            Answer(
-                question=question,
-                answer=checked.text,
-                refused=checked.refused,
-                citations=checked.citations,
-                retrieved=hits,
-                timings=timings,
-                model=self.model_name,
-                standalone_question=standalone,
-                raw_answer=raw,
-                sentences=checked.sentences,
-                tokens=len(pieces),
-            ),
+        yield Finished(answer)
+
+    def finish(
+        self, question: str, standalone: str, hits: list[Hit], raw: str, signals: dict[str, float | None]
+    ) -> Answer:
+        """Check the model's `raw` text against `hits` and decide between it, a quote and the refusal.
+
+        The citation check keeps the supported sentences. Then the answerability decision (when
+        one is loaded) has the last word: "not answerable" turns an answer into the refusal, and
+        "answerable" turns a refusal into the passage sentence that best answers the question,
+        quoted with its citation. `signals` gains the check's and the quote's scores.
+        """
+        checked = self.checker.check(raw, hits, standalone)
+        quote = best_sentence(standalone, hits, self.checker.embedder)
+        # The quote may stand in for an answer only when it says what kind of thing was asked.
+        quote_fits = quote is not None and answers_the_question(standalone, quote.text(hits)) is not False
+        signals = dict(signals)
+        signals["best_sentence"] = quote.score if quote else 0.0
+        signals["support"] = max((c.score for c in checked.sentences if c.supported and c.cited), default=0.0)
+        signals["model_refused"] = float(is_refusal(raw.strip()[:200]) if raw.strip() else 1.0)
+        fits = answers_the_question(standalone, checked.text) if not checked.refused else None
+        signals["type_match"] = None if fits is None else float(fits)
+        if self.answer_type_check and fits is False:
+            # A true sentence beside the point ("OpenAI will expand its London office" for "how much").
+            refusal = CheckedAnswer(REFUSAL, True, [], checked.sentences)
+            checked = (
+                quoted_answer(hits, quote.hit, quote.start, quote.end, checked.sentences) if quote_fits else refusal
+            )
+        if self.answerability is not None:
+            p = self.answerability.probability({k: v for k, v in signals.items() if v is not None})
+            signals["p_answerable"] = p
+            if p < self.answerability.threshold and not checked.refused:
+                checked = CheckedAnswer(REFUSAL, True, [], checked.sentences)
+            elif p >= self.answerability.threshold and checked.refused and quote_fits:
+                checked = quoted_answer(hits, quote.hit, quote.start, quote.end, checked.sentences)
+        return Answer(
+            question=question,
+            answer=checked.text,
+            refused=checked.refused,
+            citations=checked.citations,
+            retrieved=hits,
+            timings=Timings(),
+            model=self.model_name,
+            standalone_question=standalone,
+            raw_answer=raw,
+            sentences=checked.sentences,
+            signals=signals,
         )
 
     def ask(self, question: str, history: list[dict[str, Any]] | None = None, top_k: int | None = None) -> Answer:
@@ -228,3 +321,24 @@ class RagPipeline:
             if event.kind == "answer":
                 return event.data
         raise AssertionError("stream ended without an answer")  # pragma: no cover
+
+
+def quoted_answer(hits: list[Hit], j: int, start: int, end: int, checks: list[SentenceCheck]) -> CheckedAnswer:
+    """An answer that quotes passage `j`'s text[start:end] with citation [1], for when the model
+    could not phrase one: `The documents say: “…” [1]`."""
+    chunk = hits[j].chunk
+    text = chunk.text[start:end].strip()
+    citation = Citation(
+        n=1,
+        doc_id=chunk.doc_id,
+        title=chunk.title,
+        url=chunk.source_url,
+        quote=text,
+        start=chunk.start + start,
+        end=chunk.start + end,
+        chunk_id=chunk.chunk_id,
+        publisher=chunk.publisher,
+        date=chunk.date,
+        heading_path=list(chunk.heading_path),
+    )
+    return CheckedAnswer(f"The documents say: “{text}” [1]", False, [citation], checks)

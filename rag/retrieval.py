@@ -36,11 +36,15 @@ def jaccard(a: set[str], b: set[str]) -> float:
 
 
 class KeywordsByRow:
-    """A keyword search keyed by chunk, answering in rows of one `IndexData` (what `retrieve` reads)."""
+    """A keyword search keyed by chunk, answering in rows of one `IndexData` (what `retrieve` reads);
+    `doc_freq` is how many passages hold each word (from our own index, whichever engine searches)."""
 
-    def __init__(self, data: IndexData, search: Callable[[str, int], list[tuple[int, float]]]) -> None:
+    def __init__(
+        self, data: IndexData, search: Callable[[str, int], list[tuple[int, float]]], doc_freq: dict[str, int]
+    ) -> None:
         self.data = data
         self._search = search
+        self.doc_freq = doc_freq
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         return self.data.to_rows(self._search(query, k))
@@ -72,17 +76,16 @@ class HybridRetriever:
         self.rrf_k = rrf_k
         self.dedup_threshold = dedup_threshold
         self._lock = threading.RLock()
-        # A store whose engine ranks by keyword (Milvus' BM25) answers the lexical side too;
-        # otherwise our own BM25, which an upload extends instead of rebuilding.
+        # Our own BM25, which an upload extends instead of rebuilding. A store whose engine ranks by
+        # keyword (Milvus' BM25) answers the lexical side; ours still gives `rare_terms` its counts.
         self._keywords = KeywordIndex()
-        if not data.vectors.keyword:
-            self._keywords.add(chunk_keys(data.chunks).tolist(), [embedding_text(c) for c in data.chunks])
+        self._keywords.add(chunk_keys(data.chunks).tolist(), [embedding_text(c) for c in data.chunks])
         self._set(data)
 
     def _set(self, data: IndexData) -> None:
         self.data = data
         search = data.vectors.keyword_search if data.vectors.keyword else self._keywords.search
-        self._bm25 = KeywordsByRow(data, search)
+        self._bm25 = KeywordsByRow(data, search, self._keywords.doc_freq)
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -119,6 +122,13 @@ class HybridRetriever:
                 break
         return RetrievalResult(hits, best_dense)
 
+    def rare_terms(self, query: str, max_df: int) -> list[str]:
+        """The query's words that occur in at least one and at most `max_df` passages: names and terms
+        specific enough that their presence means the corpus is about them ("Humphrey", "Caddy")."""
+        with self._lock:
+            df = self._bm25.doc_freq
+        return [w for w in dict.fromkeys(tokenize(query)) if 0 < df.get(w, 0) <= max_df]
+
     def add_documents(self, docs: list[Document], chunks: list[Chunk]) -> IndexData:
         """Append documents and their chunks (embedding them) to the store; returns the new index.
 
@@ -129,8 +139,7 @@ class HybridRetriever:
             old = self.data
             if len(chunks):
                 old.vectors.add(chunk_keys(chunks), vecs, chunks)
-                if not old.vectors.keyword:
-                    self._keywords.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
+                self._keywords.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
             documents = {**old.documents, **{d.doc_id: d for d in docs}}
             manifest = {**old.manifest, "chunk_count": len(old.chunks) + len(chunks), "doc_count": len(documents)}
             self._set(IndexData(manifest, old.chunks + chunks, old.vectors, documents))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PackagedModelName = Literal["qwen-1.5b", "qwen-0.5b", "smollm2-135m"]
@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     candidates: int = Field(30, ge=1, le=500)  # per retriever, before fusion
     rrf_k: int = Field(60, ge=1)
     dedup_threshold: float = Field(0.85, ge=0.0, le=1.0)
-    min_relevance: float = Field(0.2, ge=-1.0, le=1.0)  # best dense cosine below this: refuse
+    min_relevance: float = Field(0.2, ge=-1.0, le=1.0)  # best dense cosine below this: refuse...
+    rare_term_max_df: int = Field(12, ge=0)  # ...unless a question word occurs in 1..this many passages
+    # A question about "the deal" that names no one is about the documents' focus: search for it too.
+    focus_query: str = "UK government OpenAI strategic partnership memorandum of understanding"
 
     # Vector store (changing the store or the Milvus collection makes the index stale).
     vector_store: Literal["faiss", "milvus"] = "faiss"
@@ -57,23 +60,38 @@ class Settings(BaseSettings):
     model_path: Path | None = None  # a GGUF file or a Hugging Face model folder; overrides `model`
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     openai_model: str = "local"
-    openai_api_key: str = ""
+    openai_api_key: SecretStr = SecretStr("")
     max_new_tokens: int = Field(300, ge=1, le=4096)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     n_ctx: int = Field(4096, ge=512)
     n_threads: int | None = None
+    prompt_cache_mb: int = Field(256, ge=0)  # llama.cpp states kept in RAM to skip re-reading a shared prompt prefix
     seed: int = 0
     rewrite_followups: bool = True
     refusal_min_p: float = Field(0.35, ge=0.0, le=1.0)  # refuse only when the model's p(refusal opening) >= this
+    evidence_sentences: int = Field(0, ge=0, le=200)  # 0: whole passages; N: only the N best sentences...
+    evidence_neighbours: int = Field(1, ge=0, le=10)  # ...with this many neighbours either side
+    question_first: bool = False  # ask the question before the passages as well as after them
+    demonstrations: bool = True  # worked examples before the passages (kept in llama.cpp's prompt cache)
+    answerability: bool = True  # the fitted answer/refuse decision (rag/answerability.json)
 
     # Citation check.
     support_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    answer_type_check: bool = True  # "how much/how many/who/where/when" answers must state that kind of thing
     unsupported: Literal["drop", "flag"] = "drop"
 
     # Serving.
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
-    api_keys: str = ""  # comma-separated; empty means no auth
+    api_keys: SecretStr = SecretStr("")  # comma-separated; empty means no auth
+    admin_keys: SecretStr = SecretStr("")  # comma-separated; upload and remove documents (empty: any API key)
+    cors_origins: str = ""  # comma-separated origins, besides the app's own, that may upload documents
+    max_body_bytes: int = Field(1_000_000, ge=10_000)  # any request body but an upload
+    # Answers generating or waiting at once; past it, 503. The p95 answer takes 5.2 s alone
+    # (bench/RESULTS.md), so the last in a full queue waits about 85 s, within the time limit.
+    max_queue: int = Field(16, ge=1, le=1000)
+    request_timeout_s: float = Field(120.0, gt=0)  # one answer's time limit, queueing included
+    rate_limit: str = Field("", pattern=r"^(\d+/(second|minute|hour))?$")  # e.g. "30/minute" per key or address
 
     @classmethod
     def load(cls, **overrides) -> Settings:
@@ -91,4 +109,12 @@ class Settings(BaseSettings):
             raise BadInputError(f"invalid setting: {problems}") from None
 
     def api_key_set(self) -> set[str]:
-        return {k.strip() for k in self.api_keys.split(",") if k.strip()}
+        return {k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()}
+
+
+def shipped(name: str):
+    """The shipped default of one setting, for constructors' defaults: `shipped("top_k")` -> 5.
+
+    Constructors take their defaults from here, so code and settings cannot disagree.
+    """
+    return Settings.model_fields[name].get_default(call_default_factory=True)

@@ -126,6 +126,7 @@ class Answer:
     raw_answer: str = ""
     sentences: list[SentenceCheck] = field(default_factory=list)
     tokens: int = 0
+    signals: dict[str, float | None] = field(default_factory=dict)  # what the answer/refuse decision saw
 
     def to_dict(self) -> dict[str, Any]:
         """The public Answer JSON (the schema of `rag ask --json` and `POST /api/ask`)."""

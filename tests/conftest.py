@@ -28,9 +28,6 @@ def settings(tmp_path: Path) -> Settings:
         index_dir=tmp_path / "index",
         data_dir=tmp_path / "data",
         cache_dir=tmp_path / "cache",
-        chunk_size=300,
-        chunk_overlap=40,
-        min_relevance=0.05,
     )
 
 
@@ -51,7 +48,7 @@ def make_pipeline(settings: Settings, embedder: HashEmbedder, index_data):
     def make(replies: list[str] | None = None, **kw) -> tuple[RagPipeline, ScriptedGenerator]:
         gen = ScriptedGenerator(replies)
         retriever = HybridRetriever(index_data, embedder, candidates=10)
-        checker = CitationChecker(embedder, threshold=kw.pop("threshold", 0.45))
+        checker = CitationChecker(embedder, **({"threshold": kw.pop("threshold")} if "threshold" in kw else {}))
         kw.setdefault("min_relevance", settings.min_relevance)
         kw.setdefault("top_k", 3)
         return RagPipeline(retriever, gen, checker, **kw), gen

@@ -45,6 +45,9 @@ class ScriptedGenerator:
     """Replies from a queue (then `default`), streaming word by word; `prompts` records the
     messages of every call, so tests can assert what the model was shown."""
 
+    supports_opening_floor = False
+    last_opening_p: float | None = None
+
     def __init__(self, replies: list[str] | None = None, default: str = "I can't find that in the documents.") -> None:
         self.name = "scripted"
         self.replies = list(replies or [])
@@ -58,7 +61,7 @@ class ScriptedGenerator:
     def generate(self, messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
         return self._next(messages)
 
-    def stream(self, messages, max_tokens: int = 300, temperature: float = 0.0) -> Iterator[str]:
+    def stream(self, messages, max_tokens: int = 300, temperature: float = 0.0, opening_floor=None) -> Iterator[str]:
         text = self._next(messages)
         words = text.split(" ")
         for i, w in enumerate(words):

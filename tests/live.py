@@ -49,6 +49,8 @@ class EchoGenerator:
     previous question. Deterministic, and its answers always pass the citation check."""
 
     name = "echo-test"
+    supports_opening_floor = False
+    last_opening_p: float | None = None
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
@@ -57,7 +59,9 @@ class EchoGenerator:
     def generate(self, messages: list[dict[str, str]], max_tokens: int = 300, temperature: float = 0.0) -> str:
         return "".join(self.stream(messages, max_tokens, temperature))
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int = 300, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self, messages: list[dict[str, str]], max_tokens: int = 300, temperature: float = 0.0, opening_floor: Any = None
+    ) -> Iterator[str]:
         self.prompts.append(messages)
         user = messages[-1]["content"]
         if messages[0]["content"] == REWRITE_SYSTEM:

@@ -99,3 +99,78 @@ def test_numbers_from_the_question_need_no_source():
     q = "Which risks do the 10 principles name?"
     assert not checker.check("The 10 principles name data poisoning and prompt injection [1].", passage, q).refused
     assert checker.check("The 12 principles name data poisoning and prompt injection [1].", passage, q).refused
+
+
+def _one(text: str, doc: str = "p", title: str = "") -> list[Hit]:
+    return [Hit(Chunk(f"{doc}#0", doc, text, 0, len(text), title=title), 1.0)]
+
+
+def test_a_claim_must_keep_the_passage_polarity():
+    from rag.citations import polarity_agrees
+
+    passage = "The memorandum of understanding is voluntary and not legally binding."
+    assert polarity_agrees("The MoU is not legally binding.", passage)
+    assert not polarity_agrees("The MoU is legally binding.", passage)
+    checker = CitationChecker(HashEmbedder(), threshold=0.45)
+    assert checker.check("The memorandum of understanding is legally binding [1].", _one(passage)).refused
+    ok = checker.check("The memorandum of understanding is not legally binding [1].", _one(passage))
+    assert not ok.refused and "not legally binding" in ok.text
+
+
+def test_yes_or_no_is_checked_as_the_answer_to_the_question():
+    passage = _one("The memorandum of understanding is voluntary and not legally binding.")
+    checker = CitationChecker(HashEmbedder(), threshold=0.45)
+    q = "Is the memorandum of understanding legally binding?"
+    assert checker.check("Yes [1].", passage, q).refused
+    assert not checker.check("No [1].", passage, q).refused
+    assert not checker.check("No, the memorandum of understanding is not legally binding [1].", passage, q).refused
+
+
+def test_a_cited_negative_first_sentence_is_an_answer_not_a_refusal():
+    passage = _one("The memorandum does not include any funding commitment from either side.")
+    out = CitationChecker(HashEmbedder(), threshold=0.45).check(
+        "The memorandum does not include any funding commitment [1].", passage
+    )
+    assert not out.refused and out.citations
+    assert CitationChecker(HashEmbedder()).check("The documents do not say.", passage).refused
+
+
+def test_names_in_a_claim_must_be_in_the_cited_passage():
+    from rag.citations import names_supported
+
+    assert names_supported("Peter Kyle signed it.", "Signed today by Technology Secretary Peter Kyle.")
+    assert not names_supported("Anthropic will share its models.", "OpenAI will share its models.", {"Anthropic"})
+    assert not names_supported("The deal with Anthropic is new.", "The deal with OpenAI is new.")
+    passage = _one("Anthropic will share its models with the AI Security Institute.", title="Anthropic MoU")
+    checker = CitationChecker(HashEmbedder(), threshold=0.45)
+    assert checker.check("OpenAI will share its models with the AI Security Institute [1].", passage).refused
+
+
+def test_a_sentence_moves_to_the_passage_that_names_its_people():
+    passages = [
+        Hit(Chunk("a#0", "a", "Sam Altman welcomed the deal signed for the UK today.", 0, 53), 1.0),
+        Hit(
+            Chunk("b#0", "b", "Signed today by Technology Secretary Peter Kyle and OpenAI CEO Sam Altman.", 0, 74), 1.0
+        ),
+    ]
+    out = CitationChecker(HashEmbedder(), threshold=0.3).check(
+        "Peter Kyle signed the deal for the UK [1].", passages, "Who signed the deal for the UK?"
+    )
+    assert not out.refused
+    assert [c.doc_id for c in out.citations] == ["b"]
+
+
+def test_money_rule_finds_the_real_subject():
+    from rag.citations import amounts_attributed
+
+    passage = "Over £2bn will go to AI Growth Zones across the country."
+    assert amounts_attributed("Over £2bn will go to AI Growth Zones.", passage)
+    assert amounts_attributed("According to the plan, over £2bn will go to AI Growth Zones.", passage)
+
+
+def test_hyphenated_and_possessive_names_are_found():
+    from rag.citations import names_supported
+
+    passage = "The UK has struck similar deals with major US-based companies such as Google and Anthropic."
+    assert names_supported("The UK has deals with US-based firms such as Google and Anthropic's rivals.", passage)
+    assert not names_supported("The UK has deals with US-based firms such as Cohere.", passage)

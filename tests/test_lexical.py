@@ -47,3 +47,12 @@ def test_empty_and_stop_word_queries_find_nothing():
     assert idx.search("data", 5) == []
     idx.add([7, 8, 9], ["data centres", "skills plan", "growth zone"])
     assert idx.search("the of and", 5) == [] and [k for k, _ in idx.search("data", 5)] == [7]
+
+
+def test_doc_freq_counts_passages_per_word_as_the_rank_bm25_index_does():
+    texts = corpus(120)
+    idx = KeywordIndex()
+    idx.add(list(range(120)), texts)
+    assert {w: n for w, n in idx.doc_freq.items() if n} == dict(BM25Index(texts).doc_freq)
+    idx.remove(list(range(60)))
+    assert {w: n for w, n in idx.doc_freq.items() if n} == dict(BM25Index(texts[60:]).doc_freq)

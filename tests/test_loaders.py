@@ -60,3 +60,31 @@ def test_real_corpus_metadata():
     mou = docs["mou-uk-openai"]
     assert mou.publisher == "Department for Science, Innovation and Technology" and mou.date == "2025-07-21"
     assert mou.source_url.startswith("https://www.gov.uk/") and not mou.body.startswith("---")
+
+
+def test_zip_bombs_and_huge_pdfs_are_refused_before_parsing(tmp_path, monkeypatch):
+    import zipfile
+
+    import docx
+    from pypdf import PdfWriter
+
+    from rag import loaders
+
+    monkeypatch.setattr(loaders, "MAX_DOCX_UNPACKED_BYTES", 1_000_000)
+    monkeypatch.setattr(loaders, "MAX_PDF_PAGES", 3)
+    d = docx.Document()
+    d.add_paragraph("Small text.")
+    d.save(tmp_path / "bomb.docx")
+    with zipfile.ZipFile(tmp_path / "bomb.docx", "a", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("word/padding.bin", b"\0" * 2_000_000)  # a few kB packed, 2 MB unpacked
+    assert (tmp_path / "bomb.docx").stat().st_size < 100_000
+    with pytest.raises(DocumentError, match=r"bomb.docx: unpacks to \d+ MB, over the limit of 1 MB"):
+        load_document(tmp_path / "bomb.docx")
+
+    w = PdfWriter()
+    for _ in range(4):
+        w.add_blank_page(width=200, height=200)
+    with open(tmp_path / "long.pdf", "wb") as f:
+        w.write(f)
+    with pytest.raises(DocumentError, match="long.pdf: has 4 pages; the limit is 3"):
+        load_document(tmp_path / "long.pdf")

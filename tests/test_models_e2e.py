@@ -81,6 +81,18 @@ def test_transformers_backend_loads_the_packaged_gguf(tiny_path, tiny):
     assert "".join(gen.stream(ASK, max_tokens=8)) == out
 
 
+def test_transformers_backend_applies_the_opening_floor(tiny_path):
+    from rag.generation import OpeningFloor
+
+    gen = TransformersGenerator(tiny_path)
+    msgs = [{"role": "user", "content": "Reply with exactly this sentence: I can't find that in the documents."}]
+    free = gen.generate(msgs, max_tokens=12, opening_floor=OpeningFloor("I", 0.0))
+    p = gen.last_opening_p
+    assert p is not None and 0.0 < p <= 1.0 and free.startswith("I")
+    banned = gen.generate(msgs, max_tokens=12, opening_floor=OpeningFloor("I", 1.0))
+    assert not banned.startswith("I ") and banned != free
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -22,3 +22,57 @@ def test_refusal_floor_is_ignored_by_generators_without_token_probabilities(make
     pipe, gen = make_pipeline(["OpenAI may provide technology to education and defence [1]."], refusal_min_p=0.5)
     assert not pipe.ask("Which sectors could OpenAI work with?").refused
     assert not getattr(gen, "supports_opening_floor", False)
+
+
+def test_the_gate_lets_through_a_question_whose_rare_word_is_in_the_corpus(make_pipeline):
+    pipe, gen = make_pipeline(["Cohere will explore data centres in Canada [1]."], min_relevance=0.99)
+    pipe.rare_term_max_df = 0
+    assert pipe.ask("What is Cohere exploring?").refused and not gen.prompts  # no dense score passes
+    pipe.rare_term_max_df = 3
+    ans = pipe.ask("What is Cohere exploring?")
+    assert gen.prompts and not ans.refused
+
+
+def test_a_question_about_the_deal_is_searched_with_the_focus(make_pipeline):
+    pipe, _ = make_pipeline(focus_query="OpenAI London office staff")
+    plain = [h.chunk.doc_id for h in pipe.retriever.retrieve("Is the deal binding?", 3).hits]
+    focused = [h.chunk.doc_id for h in pipe.retrieve("Is the deal binding?", 3).hits]
+    assert plain[0] == "cohere-mou" and focused[0] == "openai-deal"
+
+
+def test_demonstrations_come_before_the_passages(make_pipeline):
+    pipe, gen = make_pipeline(["OpenAI may provide technology to education and defence [1]."], demonstrations=True)
+    pipe.ask("Which sectors could OpenAI work with?")
+    roles = [m["role"] for m in gen.prompts[0]]
+    assert roles[0] == "system" and roles[-1] == "user" and roles.count("assistant") >= 4
+    assert "Which sectors" in gen.prompts[0][-1]["content"]
+    assert all("Which sectors" not in m["content"] for m in gen.prompts[0][:-1])
+
+
+def test_warm_reads_the_same_fixed_prefix_as_an_answer(make_pipeline):
+    pipe, gen = make_pipeline(["x", "OpenAI may provide technology to education and defence [1]."])
+    pipe.warm()
+    pipe.ask("Which sectors could OpenAI work with?")
+    warm, answer = gen.prompts
+    assert len(warm) == len(answer) and warm[:-1] == answer[:-1]  # system prompt and examples
+
+
+def test_question_first_asks_before_and_after_the_passages(make_pipeline):
+    pipe, gen = make_pipeline(["OpenAI may provide technology to education and defence [1]."], question_first=True)
+    pipe.ask("Which sectors could OpenAI work with?")
+    user = gen.prompts[0][-1]["content"]
+    assert user.startswith("Question: Which sectors") and user.count("Which sectors") == 2
+    assert user.index("<passage") > user.index("Question:")
+
+
+def test_the_rewrite_prompt_shows_worked_examples_then_the_conversation(make_pipeline):
+    pipe, gen = make_pipeline(["Who signed the OpenAI deal?", "OpenAI may provide technology to education [1]."])
+    history = [
+        {"role": "user", "content": "Tell me about the OpenAI deal."},
+        {"role": "assistant", "content": "Yes [1]."},
+    ]
+    ans = pipe.ask("Who signed it?", history)
+    rewrite = gen.prompts[0]
+    assert [m["role"] for m in rewrite].count("assistant") == 3 and rewrite[-1]["role"] == "user"
+    assert "Follow-up question: Who signed it?" in rewrite[-1]["content"] and "[1]" not in rewrite[-1]["content"]
+    assert ans.standalone_question == "Who signed the OpenAI deal?"

@@ -15,3 +15,31 @@ def test_environment_overrides_and_bad_values_read_clearly(monkeypatch):
 def test_unknown_fields_are_rejected():
     with pytest.raises(BadInputError, match="RAG_NOT_A_SETTING"):
         Settings.load(not_a_setting=1)
+
+
+def test_constructors_take_their_defaults_from_settings():
+    import inspect
+
+    from rag.chunking import chunk_corpus, chunk_document
+    from rag.citations import CitationChecker
+    from rag.pipeline import RagPipeline
+
+    s = Settings()
+    assert CitationChecker(None).threshold == s.support_threshold == 0.5
+    for fn in (chunk_document, chunk_corpus):
+        params = inspect.signature(fn).parameters
+        assert (params["size"].default, params["overlap"].default) == (s.chunk_size, s.chunk_overlap) == (500, 100)
+    params = inspect.signature(RagPipeline.__init__).parameters
+    for name in ("top_k", "min_relevance", "refusal_min_p", "focus_query", "demonstrations", "evidence_sentences"):
+        assert params[name].default == getattr(s, name), name
+    assert s.refusal_min_p == 0.35
+
+
+def test_keys_are_secret_in_reprs_and_logs(monkeypatch):
+    monkeypatch.setenv("RAG_API_KEYS", "sk-alpha, sk-beta")
+    monkeypatch.setenv("RAG_ADMIN_KEYS", "sk-admin")
+    monkeypatch.setenv("RAG_OPENAI_API_KEY", "sk-upstream")
+    s = Settings.load()
+    assert s.api_key_set() == {"sk-alpha", "sk-beta"} and s.openai_api_key.get_secret_value() == "sk-upstream"
+    shown = repr(s) + str(s) + s.model_dump_json()
+    assert not any(k in shown for k in ("sk-alpha", "sk-beta", "sk-admin", "sk-upstream"))

@@ -84,6 +84,19 @@ def add_eval_commands(
     )
     pe.add_argument("--compare", nargs=2, metavar=("DIR_A", "DIR_B"), help="print B - A for every metric of two runs")
     pe.add_argument("--check", action="store_true", help="validate the reference set and its coverage, then exit")
+    pe.add_argument(
+        "--replay",
+        type=Path,
+        metavar="RUN",
+        help="re-check RUN's recorded answers with the current citation check and decision (no model) into --out",
+    )
+    pe.add_argument(
+        "--fit-answerability",
+        dest="fit_answerability",
+        type=Path,
+        metavar="RUN",
+        help="fit the answer/refuse decision on RUN's signals (use a dev run) and write it to --out (a .json file)",
+    )
     pe.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_model_args(pe)
 
@@ -95,6 +108,8 @@ def add_eval_commands(
             return _check(args.questions, settings.corpus_dir)
         if args.out is None:
             pe.error("--out DIR is needed (or --compare DIR_A DIR_B, or --check)")
+        if args.fit_answerability:
+            return _fit(args.fit_answerability, args.out)
         return _run_eval(args, settings)
 
     pe.set_defaults(func=cmd_eval)
@@ -123,6 +138,16 @@ def add_eval_commands(
     pb.set_defaults(func=cmd_batch)
 
 
+def _fit(run_dir: Path, out: Path) -> int:
+    from rag.evaluation.calibrate import fit_from_run
+
+    model = fit_from_run(run_dir)
+    out.write_text(model.to_json(), encoding="utf-8")
+    print(model.to_json().strip())
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def _run_eval(args: argparse.Namespace, settings: Settings) -> int:
     from rag.evaluation.harness import run_eval
     from rag.evaluation.qaset import load_qaset, select_items
@@ -134,8 +159,14 @@ def _run_eval(args: argparse.Namespace, settings: Settings) -> int:
         raise BadInputError(f"{args.questions}: no items in split {args.split!r}")
     from rag.generation import NoGenerator
 
-    pipe = RagPipeline.from_settings(settings, generator=NoGenerator() if args.retrieval_only else None)
-    summary = run_eval(pipe, items, args.out, retrieval_only=args.retrieval_only, progress=not args.quiet)
+    model_free = args.retrieval_only or args.replay is not None
+    pipe = RagPipeline.from_settings(settings, generator=NoGenerator() if model_free else None)
+    if args.replay is not None:
+        from rag.evaluation.harness import replay_eval
+
+        summary = replay_eval(pipe, items, args.replay, args.out, progress=not args.quiet)
+    else:
+        summary = run_eval(pipe, items, args.out, retrieval_only=args.retrieval_only, progress=not args.quiet)
     for key, value in summary.items():
         if value is not None:
             print(f"{key:>20}  {fmt(value)}")

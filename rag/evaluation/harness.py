@@ -70,7 +70,7 @@ def evaluate_item(pipeline: RagPipeline, item: QAItem, bodies: dict[str, str], r
     if retrieval_only:
         query = retrieval_query(item)
         t0 = time.perf_counter()
-        hits = pipeline.retriever.retrieve(query, pipeline.top_k).hits
+        hits = pipeline.retrieve(query).hits
         scores = score_retrieval(item, hits, quotes)
         scores.update(answerable=item.answerable, retrieve_s=time.perf_counter() - t0)
         record.update(
@@ -94,6 +94,7 @@ def evaluate_item(pipeline: RagPipeline, item: QAItem, bodies: dict[str, str], r
         raw_answer=answer.raw_answer,
         standalone_question=answer.standalone_question,
         sentences=[asdict(s) for s in answer.sentences],
+        signals=answer.signals,
         scores=score_answer(item, answer, quotes),
     )
     return record
@@ -170,4 +171,65 @@ def run_eval(
         from rag.evaluation.report import write_report
 
         write_report(records, summary, out_dir)
+    return summary
+
+
+def replay_eval(
+    pipeline: RagPipeline, items: list[QAItem], from_dir: Path, out_dir: Path, *, progress: bool = True
+) -> dict[str, Any]:
+    """Re-decide a full run's answers with the current citation check and answerability decision,
+    without the model: each record's raw answer, passages and signals go through `pipeline.finish`.
+
+    Items refused before generation stay refused. The timings are the original run's.
+
+    Raises:
+        BadInputError: `from_dir` is not a full run, or names passages the index no longer has.
+    """
+    from tqdm import tqdm
+
+    from rag.types import Hit, Timings
+
+    before = {r["id"]: r for r in read_records(Path(from_dir) / RESULTS)}
+    run = json.loads((Path(from_dir) / RUN).read_text(encoding="utf-8"))
+    if run.get("mode") != "full":
+        raise BadInputError(f"{from_dir} is not a full run; only generated answers can be replayed")
+    chunks = {c.chunk_id: c for c in pipeline.retriever.chunks}
+    bodies = {doc_id: doc.body for doc_id, doc in pipeline.retriever.documents.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RUN).write_text(json.dumps({**run, "replayed_from": str(from_dir)}, indent=2) + "\n", encoding="utf-8")
+    records = []
+    for item in tqdm(items, desc="replaying", unit="q", disable=not progress, file=sys.stderr):
+        rec = before.get(item.id)
+        if rec is None:
+            continue
+        old = rec["answer"]
+        missing = [h["chunk_id"] for h in old["retrieved"] if h["chunk_id"] not in chunks]
+        if missing:
+            raise BadInputError(f"{from_dir}: item {item.id} cites passages the index lacks ({missing[0]}); rebuild it")
+        hits = [Hit(chunks[h["chunk_id"]], h["score"]) for h in old["retrieved"]]
+        if rec.get("raw_answer"):
+            hits = pipeline.evidence(rec["standalone_question"], hits)  # what the model was shown
+        if rec.get("raw_answer"):
+            signals = rec.get("signals", {})
+            answer = pipeline.finish(item.question, rec["standalone_question"], hits, rec["raw_answer"], signals)
+        else:  # refused before generation
+            answer = pipeline.finish(item.question, rec["standalone_question"], hits, "", {})
+            answer.answer, answer.refused, answer.citations, answer.raw_answer = old["answer"], True, [], ""
+        answer.timings = Timings(**old["timings"])
+        answer.tokens = rec["scores"].get("tokens", 0)
+        record = _base(item)
+        record.update(
+            answer=answer.to_dict(),
+            raw_answer=answer.raw_answer,
+            standalone_question=answer.standalone_question,
+            sentences=[asdict(s) for s in answer.sentences],
+            signals=answer.signals,
+            scores=score_answer(item, answer, quote_spans(item, bodies)),
+        )
+        records.append(record)
+    with open(out_dir / RESULTS, "w", encoding="utf-8") as f:
+        for r in records:
+            append_record(f, r)
+    summary = {**summarise(records), "mode": "full", "model": run.get("model"), "top_k": run.get("top_k")}
+    (out_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

@@ -12,9 +12,10 @@ import unicodedata
 from collections import Counter
 from collections.abc import Collection, Sequence
 
+from rag.text import marker_numbers
+
 Span = tuple[str, int, int]  # (doc_id, start, end): a half-open character range of a document body
 
-_MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
@@ -53,12 +54,7 @@ def quote_recall_at_k(quotes: Sequence[Sequence[Span]], chunks: Sequence[Span], 
     return sum(any(spans_overlap(q, c) for q in occ for c in top) for occ in quotes) / len(quotes)
 
 
-# --- answer text -------------------------------------------------------------------------------
-
-
-def strip_markers(text: str) -> str:
-    """Remove [n] citation markers: `strip_markers("It is 5 [1][2].")` -> `"It is 5."`."""
-    return re.sub(r"\s+([.,;:!?])", r"\1", _MARKER.sub("", text)).strip()
+# --- answer text (markers are read by rag.text: `strip_markers`, `marker_numbers`) ---------------
 
 
 def key_facts_present(answer: str, facts: Sequence[str]) -> float:
@@ -118,11 +114,6 @@ def rouge_l(prediction: str, reference: str) -> float:
 
 
 # --- citations ---------------------------------------------------------------------------------
-
-
-def marker_numbers(text: str) -> list[int]:
-    """Every [n] marker number in order, with repeats: `marker_numbers("A [1]. B [2, 9][1].")` -> `[1, 2, 9, 1]`."""
-    return [int(n) for m in _MARKER.finditer(text) for n in re.split(r"\s*[,;]\s*", m.group(1))]
 
 
 def citation_validity(raw: str, n_passages: int) -> float | None:

@@ -11,9 +11,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rag.citations import is_refusal, parse_markers, split_sentences
+from rag.citations import is_refusal
 from rag.evaluation import metrics as m
 from rag.evaluation.qaset import QAItem
+from rag.text import parse_markers, split_sentences, strip_markers
 from rag.types import Answer, Hit
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ MEAN_KEYS = (
     "citation_validity",
     "citation_precision",
     "citation_recall",
+    "citation_precision_gold",
+    "citation_recall_gold",
 )
 SUMMARY_KEYS = (
     "n",
@@ -123,6 +126,28 @@ def claims(answer: Answer, quotes: list[list[m.Span]]) -> list[m.Claim] | None:
     return out
 
 
+def gold_claims(answer: Answer, quotes: list[list[m.Span]]) -> list[m.Claim] | None:
+    """The final answer's sentences as (markers shown, markers whose passage overlaps a gold quote).
+
+    This judges what people see, with no help from the citation check's own verdicts. None when
+    the answer is a refusal or has no sentences.
+    """
+    if answer.refused:
+        return None
+    spans = {h.chunk.chunk_id: _chunk_span(h) for h in answer.retrieved}
+    on_gold = {
+        c.n
+        for c in answer.citations
+        if c.chunk_id in spans and any(m.spans_overlap(spans[c.chunk_id], q) for occ in quotes for q in occ)
+    }
+    out: list[m.Claim] = []
+    for sentence in split_sentences(answer.answer):
+        bare, nums = parse_markers(sentence)
+        if bare and not (is_refusal(bare) and not nums):
+            out.append((nums, {n for n in nums if n in on_gold}))
+    return out or None
+
+
 def score_answer(item: QAItem, answer: Answer, quotes: list[list[m.Span]]) -> dict[str, Any]:
     """Every per-item score of a generated answer.
 
@@ -137,9 +162,10 @@ def score_answer(item: QAItem, answer: Answer, quotes: list[list[m.Span]]) -> di
         timings and token count that `summarise` turns into speed figures.
     """
     scores = score_retrieval(item, answer.retrieved, quotes)
-    text = m.strip_markers(answer.answer)
+    text = strip_markers(answer.answer)
     good = None if not item.answerable else m.key_facts_present("" if answer.refused else text, item.key_facts)
     cl = claims(answer, quotes)
+    gold_cl = gold_claims(answer, quotes) if item.answerable else None
     t = answer.timings
     generated = bool(answer.raw_answer)
     scores.update(
@@ -149,6 +175,8 @@ def score_answer(item: QAItem, answer: Answer, quotes: list[list[m.Span]]) -> di
         citation_validity=m.citation_validity(answer.raw_answer, len(answer.retrieved)),
         citation_precision=m.citation_precision(cl) if cl else None,
         citation_recall=m.citation_recall(cl) if cl else None,
+        citation_precision_gold=m.citation_precision(gold_cl) if gold_cl else None,
+        citation_recall_gold=m.citation_recall(gold_cl) if gold_cl else None,
         refused=answer.refused,
         answerable=item.answerable,
         retrieve_s=t.retrieve_s,

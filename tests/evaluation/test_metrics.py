@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.evaluation import metrics as m
+from rag.text import marker_numbers, strip_markers
 
 RETRIEVED = ["a", "b", "a", "c", "d", "e"]  # doc ids of six passages, best first
 
@@ -48,8 +49,8 @@ def test_quote_recall_at_k():
 
 
 def test_strip_markers():
-    assert m.strip_markers("It is 5 [1][2].") == "It is 5."
-    assert m.strip_markers("A [1, 3], B [2].") == "A, B."
+    assert strip_markers("It is 5 [1][2].") == "It is 5."
+    assert strip_markers("A [1, 3], B [2].") == "A, B."
 
 
 def test_key_facts_present_needs_every_fact_ignoring_case_and_spacing():
@@ -83,7 +84,7 @@ def test_lcs_and_rouge_l():
 
 
 def test_marker_numbers_and_citation_validity():
-    assert m.marker_numbers("A [1]. B [2, 9][1]; C [3;4].") == [1, 2, 9, 1, 3, 4]
+    assert marker_numbers("A [1]. B [2, 9][1]; C [3;4].") == [1, 2, 9, 1, 3, 4]
     assert m.citation_validity("A [1]. B [4].", 3) == 0.5
     assert m.citation_validity("A [0] [1] [2].", 2) == pytest.approx(2 / 3)  # [0] is not a passage
     assert m.citation_validity("no markers", 3) is None

@@ -155,3 +155,25 @@ def test_summarise_retrieval_only_records_has_no_refusal_metrics():
     s = summarise([_record(hit_at_5=1.0, answerable=True, retrieve_s=0.1)])
     assert s["hit_at_5"] == 1.0 and s["refusal_recall"] is None and s["tokens_per_s"] is None
     assert s["retrieve_p50_s"] == 0.1
+
+
+def test_gold_citation_scores_judge_the_final_answer_against_gold_quotes():
+    from rag.evaluation.scoring import gold_claims
+    from rag.types import Citation
+
+    item = _item()
+    quotes = quote_spans(item, {"d": BODY})  # gold quote at ("d", 12, 24)
+    hits = [_hit("d", 10, 26), _hit("d", 0, 11)]
+    cites = [
+        Citation(1, "d", "", "", "", 10, 20, chunk_id=hits[0].chunk.chunk_id),
+        Citation(2, "d", "", "", "", 0, 5, chunk_id=hits[1].chunk.chunk_id),
+    ]
+    ans = _answer("", "Gamma delta [1][2]. Alpha beta [2].", [], hits)
+    ans.citations = cites
+    # sentence 1 cites 1 (on the gold quote) and 2 (not); sentence 2 cites only 2
+    assert gold_claims(ans, quotes) == [([1, 2], {1}), ([2], set())]
+    s = score_answer(item, ans, quotes)
+    assert s["citation_precision_gold"] == pytest.approx(1 / 3)
+    assert s["citation_recall_gold"] == 0.5
+    ans.refused = True
+    assert gold_claims(ans, quotes) is None

@@ -4,14 +4,17 @@ the OpenAI SDK and LangChain against a real server), search, documents, auth, er
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
-from rag.api import create_app
+from rag.errors import EmptyQuestionError, NotFoundError
 from rag.indexing import uploads_dir
 from rag.library import DocumentLibrary
 from rag.prompts import REFUSAL
+from rag.serve.http_api import create_app, document_with_body, index_status, search_results
 from tests.live import serve
 
 SECTORS = "OpenAI may provide technology to education and defence [1]."
@@ -25,7 +28,7 @@ def make_client(make_pipeline, settings):
 
     def make(replies: list[str] | None = None, api_keys: str = ""):
         pipe, gen = make_pipeline(replies)
-        s = settings.model_copy(update={"api_keys": api_keys})
+        s = settings.model_copy(update={"api_keys": SecretStr(api_keys)})
         app = create_app(pipe, DocumentLibrary(pipe.retriever, s), s)
         return TestClient(app, raise_server_exceptions=False), gen, app
 
@@ -203,7 +206,7 @@ def test_chat_completions_needs_a_user_message_last(make_client):
 def live_server(make_pipeline, settings):
     """A real uvicorn server over the fake pipeline, with API key `sk-test`."""
     pipe, _ = make_pipeline([SECTORS] * 4)
-    s = settings.model_copy(update={"api_keys": "sk-test"})
+    s = settings.model_copy(update={"api_keys": SecretStr("sk-test")})
     with serve(create_app(pipe, DocumentLibrary(pipe.retriever, s), s)) as url:
         yield url
 
@@ -290,10 +293,40 @@ def test_failed_upload_leaves_no_trace(make_client, settings, files, message):
 def test_oversized_upload_is_refused_before_reading(make_client):
     client, _, _ = make_client()
     big = b"x" * (10 * 1024 * 1024 + 100 * 1024)
-    err = assert_error(
-        client.post("/api/documents", files={"file": ("big.txt", big, "text/plain")}), 400, "bad_document"
+    err = assert_error(client.post("/api/documents", files={"file": ("big.txt", big, "text/plain")}), 413, "too_large")
+    assert "limit of 10 MB" in err["message"]
+
+
+def chunked(data: bytes, size: int = 64 * 1024):
+    """A request body sent in chunks with no Content-Length, as a client may stream it."""
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def test_streamed_bodies_are_bounded_on_every_route(make_client, settings, tmp_path):
+    client, _, _ = make_client([SECTORS])
+    boundary = "b0undary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\n'.encode()
+    upload = head + b"x" * (11 * 1024 * 1024) + f"\r\n--{boundary}--\r\n".encode()
+    resp = client.post(
+        "/api/documents",
+        content=chunked(upload),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
     )
-    assert "limit is 10 MB" in err["message"]
+    assert "content-length" not in resp.request.headers
+    assert "limit of 10 MB" in assert_error(resp, 413, "too_large")["message"]
+    assert not list(tmp_path.rglob("big*"))
+
+    chat = json.dumps({"messages": [{"role": "user", "content": "x" * 3_000_000}]}).encode()
+    resp = client.post("/v1/chat/completions", content=chunked(chat), headers={"content-type": "application/json"})
+    assert_error(resp, 413, "too_large")
+    vote = json.dumps({"helpful": True, "citations": [{"quote": "y" * 2_000_000}]}).encode()
+    resp = client.post("/api/feedback", content=chunked(vote), headers={"content-type": "application/json"})
+    assert_error(resp, 413, "too_large")
+    assert not (settings.data_dir / "feedback.jsonl").exists()
+    ask = json.dumps({"question": QUESTION}).encode()
+    resp = client.post("/api/ask", content=chunked(ask, 8), headers={"content-type": "application/json"})
+    assert resp.json()["answer"] == SECTORS  # a small body in many chunks is fine
 
 
 def test_feedback_is_appended(make_client, settings):
@@ -304,6 +337,19 @@ def test_feedback_is_appended(make_client, settings):
     assert json.loads(lines[-1])["comment"] == "wrong" and json.loads(lines[-1])["helpful"] is False
 
 
+def test_route_handlers_work_without_http(make_pipeline, settings):
+    pipe, _ = make_pipeline()
+    library = DocumentLibrary(pipe.retriever, settings)
+    found = search_results(pipe, "Cohere data centres Canada", 2, library)
+    assert [r["rank"] for r in found["results"]] == [1, 2] and found["results"][0]["doc_id"] == "cohere-mou"
+    with pytest.raises(EmptyQuestionError):
+        search_results(pipe, "  ", 2, library)
+    assert "not legally binding" in document_with_body(library, "cohere-mou")["body"]
+    with pytest.raises(NotFoundError):
+        document_with_body(library, "nope")
+    assert index_status(pipe)["documents"] == 3
+
+
 # --- auth, health, metrics, schema -------------------------------------------------------
 
 
@@ -311,12 +357,32 @@ def test_api_keys_guard_api_and_v1_but_not_health(make_client):
     client, _, _ = make_client([SECTORS], api_keys="k1, k2")
     assert_error(client.get("/api/documents"), 401, "unauthorized")
     resp = client.get("/api/documents", headers={"Authorization": "Bearer nope"})
-    assert_error(resp, 401, "unauthorized") and resp.headers["www-authenticate"] == "Bearer"
+    assert_error(resp, 401, "unauthorized")
+    assert resp.headers["www-authenticate"] == "Bearer"
     assert_error(
         client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}), 401, "unauthorized"
     )
     assert client.get("/api/documents", headers={"Authorization": "Bearer k2"}).status_code == 200
-    assert client.get("/healthz").status_code == 200 and client.get("/metrics").status_code == 200
+    assert client.get("/healthz").status_code == 200
+    for path in ("/metrics", "/openapi.json"):  # open without keys, behind them with keys
+        assert_error(client.get(path), 401, "unauthorized")
+        assert client.get(path, headers={"Authorization": "Bearer k1"}).status_code == 200
+
+
+def test_admin_keys_guard_uploads_and_removals(make_pipeline, settings):
+    pipe, _ = make_pipeline()
+    s = settings.model_copy(update={"api_keys": SecretStr("reader"), "admin_keys": SecretStr("admin")})
+    client = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
+    reader, admin = {"Authorization": "Bearer reader"}, {"Authorization": "Bearer admin"}
+    files = {"file": ("Zephyr Note.md", NOTE, "text/markdown")}
+    for headers in ({}, reader):
+        err = assert_error(client.post("/api/documents", files=files, headers=headers), 401, "unauthorized")
+        assert "admin key" in err["message"] or not headers
+    assert client.get("/api/documents", headers=reader).status_code == 200
+    assert client.get("/api/documents", headers=admin).status_code == 200  # an admin key reads too
+    assert client.post("/api/documents", files=files, headers=admin).status_code == 201
+    assert_error(client.delete("/api/documents/zephyr-note", headers=reader), 401, "unauthorized")
+    assert client.delete("/api/documents/zephyr-note", headers=admin).status_code == 200
 
 
 def test_healthz_reports_index_and_model(make_client):
@@ -368,3 +434,217 @@ def test_openapi_schema_lists_the_routes(make_client):
     ):
         assert p in paths
     assert "multipart/form-data" in paths["/api/documents"]["post"]["requestBody"]["content"]
+
+
+def test_a_non_ascii_bearer_token_is_a_401_not_a_500(make_client, caplog):
+    client, _, _ = make_client(api_keys="k1")
+    for token in ("café".encode(), "ключ".encode(), b"k1\xff"):
+        resp = client.get("/api/documents", headers={"Authorization": b"Bearer " + token})
+        assert_error(resp, 401, "unauthorized")
+    assert "k1" not in caplog.text
+
+
+def test_server_errors_carry_no_server_paths(make_client):
+    from rag.errors import ModelMissingError
+
+    client, gen, _ = make_client()
+
+    def missing(*args, **kwargs):
+        raise ModelMissingError("model file /srv/secret/models/qwen.gguf does not exist")
+
+    gen.stream = missing
+    err = assert_error(client.post("/api/ask", json={"question": QUESTION}), 503, "model_missing")
+    assert err["message"] == "model file qwen.gguf does not exist"
+    streamed = client.post("/api/ask", json={"question": QUESTION, "stream": True})
+    (error,) = [json.loads(d)["error"] for e, d in sse_events(streamed.text) if e == "error"]
+    assert error["message"] == "model file qwen.gguf does not exist"
+    chunks = client.post(
+        "/v1/chat/completions", json={"stream": True, "messages": [{"role": "user", "content": QUESTION}]}
+    )
+    assert "/srv" not in chunks.text and "qwen.gguf does not exist" in chunks.text
+
+
+def test_uploads_are_marked_wherever_they_are_cited(make_client):
+    client, _, _ = make_client(["The zephyr lighthouse programme funds coastal AI labs in Cornwall [1].", SECTORS])
+    assert client.post("/api/documents", files={"file": ("Zephyr Note.md", NOTE, "text/markdown")}).status_code == 201
+    body = client.post("/api/ask", json={"question": "What does the zephyr lighthouse programme fund?"}).json()
+    assert body["citations"][0]["doc_id"] == "zephyr-note" and body["citations"][0]["uploaded"] is True
+    body = client.post("/api/ask", json={"question": QUESTION}).json()
+    assert body["citations"][0]["doc_id"] == "openai-deal" and body["citations"][0]["uploaded"] is False
+    hits = client.get("/api/search", params={"q": "zephyr lighthouse", "k": 1}).json()["results"]
+    assert hits[0]["uploaded"] is True
+    listed = {d["doc_id"]: d["uploaded"] for d in client.get("/api/documents").json()["documents"]}
+    assert listed["zephyr-note"] is True and listed["openai-deal"] is False
+
+
+def test_cross_site_pages_cannot_upload(make_client, make_pipeline, settings):
+    client, _, _ = make_client()
+    files = {"file": ("Zephyr Note.md", NOTE, "text/markdown")}
+    resp = client.post("/api/documents", files=files, headers={"Origin": "https://evil.example"})
+    assert "RAG_CORS_ORIGINS" in assert_error(resp, 403, "forbidden")["message"]
+    assert_error(client.post("/api/documents", files=files, headers={"Origin": "null"}), 403, "forbidden")
+    assert "zephyr-note" not in client.get("/api/documents").text
+    assert client.post("/api/documents", files=files, headers={"Origin": "http://testserver"}).status_code == 201
+
+    pipe, _ = make_pipeline()
+    s = settings.model_copy(update={"cors_origins": "https://intranet.example, http://localhost:3000/"})
+    allowed = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
+    other = {"file": ("Other Note.md", NOTE, "text/markdown")}
+    resp = allowed.post("/api/documents", files=other, headers={"Origin": "http://localhost:3000"})
+    assert resp.status_code == 201 and resp.headers["access-control-allow-origin"] == "http://localhost:3000"
+    preflight = allowed.options(
+        "/api/ask", headers={"Origin": "https://intranet.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert (
+        preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "https://intranet.example"
+    )
+    assert (
+        "access-control-allow-origin"
+        not in client.get("/api/documents", headers={"Origin": "https://x.example"}).headers
+    )
+
+
+def test_a_full_queue_answers_503_with_retry_after(make_pipeline, settings):
+    import asyncio
+
+    import httpx
+
+    from tests.live import EchoGenerator
+
+    pipe, _ = make_pipeline()
+    pipe.generator = EchoGenerator(delay=0.05)
+    s = settings.model_copy(update={"max_queue": 1})
+    app = create_app(pipe, DocumentLibrary(pipe.retriever, s), s)
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
+            ask = {"question": QUESTION}
+            chat = {"messages": [{"role": "user", "content": QUESTION}]}
+            both = await asyncio.gather(
+                client.post("/api/ask", json=ask), client.post("/v1/chat/completions", json=chat)
+            )
+            after = await client.post("/api/ask", json=ask)
+            return both, after
+
+    both, after = asyncio.run(main())
+    assert sorted(r.status_code for r in both) == [200, 503]
+    busy = next(r for r in both if r.status_code == 503)
+    assert_error(busy, 503, "busy") and busy.headers["retry-after"] == "10"
+    assert after.status_code == 200  # the place was given back
+
+
+def test_an_answer_over_the_time_limit_is_a_504(make_pipeline, settings):
+    from tests.live import EchoGenerator
+
+    pipe, _ = make_pipeline()
+    pipe.generator = EchoGenerator(delay=0.2)
+    s = settings.model_copy(update={"request_timeout_s": 0.3})
+    client = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
+    assert (
+        "took longer" in assert_error(client.post("/api/ask", json={"question": QUESTION}), 504, "timeout")["message"]
+    )
+    streamed = client.post("/api/ask", json={"question": QUESTION, "stream": True})
+    assert sse_events(streamed.text)[-1][0] == "error" and '"timeout"' in sse_events(streamed.text)[-1][1]
+
+
+def test_the_rate_limit_answers_429_per_key_or_address(make_pipeline, settings):
+    pipe, _ = make_pipeline()
+    s = settings.model_copy(update={"rate_limit": "2/minute", "api_keys": SecretStr("k1,k2")})
+    client = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
+    k1, k2 = {"Authorization": "Bearer k1"}, {"Authorization": "Bearer k2"}
+    assert [client.get("/api/documents", headers=k1).status_code for _ in range(2)] == [200, 200]
+    limited = client.get("/api/search", params={"q": "Cohere"}, headers=k1)
+    assert_error(limited, 429, "rate_limited")
+    assert 0 < int(limited.headers["retry-after"]) <= 60
+    chat = {"messages": [{"role": "user", "content": QUESTION}]}
+    assert_error(client.post("/v1/chat/completions", json=chat, headers=k1), 429, "rate_limited")
+    assert client.get("/api/documents", headers=k2).status_code == 200  # another key, its own allowance
+    assert client.get("/healthz").status_code == 200  # not limited
+    assert_error(client.get("/api/documents"), 401, "unauthorized")  # no key: told so, not counted
+
+
+def test_without_keys_the_rate_limit_is_per_address_whatever_the_header(make_pipeline, settings):
+    pipe, _ = make_pipeline()
+    s = settings.model_copy(update={"rate_limit": "1/hour"})
+    client = TestClient(create_app(pipe, DocumentLibrary(pipe.retriever, s), s), raise_server_exceptions=False)
+    assert client.get("/api/documents").status_code == 200
+    assert_error(client.get("/api/documents", headers={"Authorization": "Bearer made-up"}), 429, "rate_limited")
+
+
+def test_a_wrong_method_is_a_405_naming_the_right_one(make_client):
+    client, _, _ = make_client()
+    resp = client.put("/api/ask", json={"question": QUESTION})
+    assert "use POST" in assert_error(resp, 405, "method_not_allowed")["message"] and resp.headers["allow"] == "POST"
+    assert assert_error(client.get("/v1/chat/completions"), 405, "method_not_allowed")
+    assert client.post("/healthz").headers["allow"] == "GET"
+    assert client.patch("/api/documents/openai-deal").headers["allow"] == "GET, DELETE"
+    assert_error(client.get("/api/nothing-here"), 404, "not_found")
+    assert_error(client.get("/v1/models-and-more"), 404, "not_found")
+
+
+def test_openapi_documents_the_error_statuses(make_client):
+    client, _, _ = make_client()
+    paths = client.get("/openapi.json").json()["paths"]
+    ask, chat = paths["/api/ask"]["post"]["responses"], paths["/v1/chat/completions"]["post"]["responses"]
+    for responses in (ask, chat):
+        assert {"400", "401", "413", "422", "429", "503", "504"} <= set(responses)
+        assert responses["429"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert {"400", "401", "403", "413"} <= set(paths["/api/documents"]["post"]["responses"])
+    assert "404" in paths["/api/documents/{doc_id}"]["get"]["responses"]
+    assert "HTTPValidationError" not in json.dumps(paths)  # 422 has the one error shape too
+
+
+def test_a_client_that_hangs_up_stops_a_non_streamed_answer(make_pipeline, settings):
+    import asyncio
+    import threading
+
+    pipe, gen = make_pipeline()
+    stopped = threading.Event()
+
+    def endless(messages, max_tokens=300, temperature=0.0, opening_floor=None):
+        try:
+            while True:
+                time.sleep(0.01)
+                yield "word "
+        finally:
+            stopped.set()
+
+    gen.stream = endless
+    app = create_app(pipe, DocumentLibrary(pipe.retriever, settings), settings)
+    body = json.dumps({"question": QUESTION}).encode()
+
+    async def main():
+        sent = []
+        events = [{"type": "http.request", "body": body, "more_body": False}]
+        hangs_up_at = time.monotonic() + 0.3
+
+        async def receive():
+            if events:
+                return events.pop(0)
+            if time.monotonic() >= hangs_up_at:
+                return {"type": "http.disconnect"}
+            await asyncio.sleep(3600)  # nothing more until then (a poll cancels this wait)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/ask",
+            "raw_path": b"/api/ask",
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "client": ("127.0.0.1", 5000),
+            "server": ("testserver", 80),
+            "scheme": "http",
+            "root_path": "",
+            "http_version": "1.1",
+        }
+        await asyncio.wait_for(app(scope, receive, send), 20)
+        return sent
+
+    sent = asyncio.run(main())
+    assert stopped.wait(5)  # before, the generation ran on with nobody to read it
+    assert sent[0]["status"] == 499

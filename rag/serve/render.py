@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from rag.library import DocumentInfo
+from rag.text import MARKER, marker_numbers
 from rag.types import Answer, Citation, Document
 
 _MONTHS = [
@@ -28,7 +29,6 @@ _MONTHS = [
     "November",
     "December",
 ]
-_MARKER = re.compile(r"\[(\d+)\]")
 _LIST_MARK = re.compile(r"^(\x00?)\s*[-*+] (?=\S)")  # \x00 stands for an opening <mark>
 _HEADING_MARK = re.compile(r"^(\x00?)#{1,6} (?=\S)")
 
@@ -41,6 +41,21 @@ NOT_FOUND_HTML = (
 
 def esc(text: str) -> str:
     return html.escape(text or "", quote=True)
+
+
+def safe_url(url: str) -> str:
+    """`url` when it is an http(s) link, else `""`: front matter of an upload could hold `javascript:`.
+
+    `safe_url("https://gov.uk/x")` -> `"https://gov.uk/x"`; `safe_url("javascript:alert(1)")` -> `""`.
+    """
+    url = (url or "").strip()
+    return url if re.match(r"https?://[^\s]", url, re.IGNORECASE) else ""
+
+
+def status_html(kind: str, text: str) -> str:
+    """A status line: `kind` is "info", "ok" or "error" (announced at once to screen readers)."""
+    role = "alert" if kind == "error" else "status"
+    return f'<p class="rag-{kind}-note" role="{role}">{esc(text)}</p>'
 
 
 def format_date(iso: str) -> str:
@@ -63,13 +78,15 @@ def link_markers(text: str, turn: int, titles: dict[int, str] | None = None) -> 
     """
     titles = titles or {}
 
-    def link(m: re.Match[str]) -> str:
-        n = int(m.group(1))
+    def one(n: int) -> str:
         label = f"Source {n}" + (f": {titles[n]}" if n in titles else "")
         label = label.replace('"', "'")
         return f'[[{n}]](#{source_anchor(turn, n)} "{esc(label)}")'
 
-    return _MARKER.sub(link, html.escape(text or "", quote=False))
+    def link(m: re.Match[str]) -> str:  # "[1, 3]" becomes two links
+        return "".join(one(n) for n in marker_numbers(m.group(0)))
+
+    return MARKER.sub(link, html.escape(text or "", quote=False))
 
 
 def passage_html(body: str, start: int, end: int, context: int = 500) -> str:
@@ -104,7 +121,7 @@ def passage_html(body: str, start: int, end: int, context: int = 500) -> str:
     return f"{lead}{marked}{tail}"
 
 
-def citation_record(c: Citation, doc: Document | None) -> dict[str, Any]:
+def citation_record(c: Citation, doc: Document | None, uploaded: bool = False) -> dict[str, Any]:
     """What a source card needs, computed once when the answer arrives (the document may go later)."""
     passage = passage_html(doc.body, c.start, c.end) if doc else f"<mark>{esc(c.quote)}</mark>"
     return {
@@ -112,6 +129,7 @@ def citation_record(c: Citation, doc: Document | None) -> dict[str, Any]:
         "doc_id": c.doc_id,
         "title": c.title or (doc.title if doc else c.doc_id),
         "url": c.url,
+        "uploaded": uploaded,
         "publisher": c.publisher or (doc.publisher if doc else ""),
         "date": c.date or (doc.date if doc else ""),
         "heading_path": [h for h in c.heading_path if h and h != c.title],
@@ -120,15 +138,19 @@ def citation_record(c: Citation, doc: Document | None) -> dict[str, Any]:
     }
 
 
-def turn_record(n: int, question: str, answer: Answer, docs: dict[str, Document]) -> dict[str, Any]:
-    """One finished exchange, as the chat keeps it in its state."""
+def turn_record(
+    n: int, question: str, answer: Answer, docs: dict[str, Document], uploaded: set[str] | None = None
+) -> dict[str, Any]:
+    """One finished exchange, as the chat keeps it in its state (`uploaded`: ids of user uploads)."""
     return {
         "n": n,
         "question": question,
         "standalone": answer.standalone_question or question,
         "kind": "refused" if answer.refused else "answer",
         "text": answer.answer,
-        "citations": [citation_record(c, docs.get(c.doc_id)) for c in answer.citations],
+        "citations": [
+            citation_record(c, docs.get(c.doc_id), c.doc_id in (uploaded or set())) for c in answer.citations
+        ],
     }
 
 
@@ -169,8 +191,10 @@ def chat_messages(turns: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 def _card(turn: int, c: dict[str, Any]) -> str:
     title = esc(c["title"])
-    if c["url"]:
-        title = f'<a href="{esc(c["url"])}" target="_blank" rel="noopener noreferrer">{title}</a>'
+    if safe_url(c["url"]):
+        title = f'<a href="{esc(safe_url(c["url"]))}" target="_blank" rel="noopener noreferrer">{title}</a>'
+    if c.get("uploaded"):
+        title += ' <span class="rag-badge">uploaded</span>'
     meta = [esc(x) for x in (c["publisher"], format_date(c["date"])) if x]
     if c["heading_path"]:
         meta.append(esc(" › ".join(c["heading_path"])))
@@ -211,8 +235,8 @@ def documents_table_html(infos: list[DocumentInfo]) -> str:
     rows = []
     for i in infos:
         title = esc(i.title)
-        if i.source_url:
-            title = f'<a href="{esc(i.source_url)}" target="_blank" rel="noopener noreferrer">{title}</a>'
+        if safe_url(i.source_url):
+            title = f'<a href="{esc(safe_url(i.source_url))}" target="_blank" rel="noopener noreferrer">{title}</a>'
         badge = ' <span class="rag-badge">uploaded</span>' if i.uploaded else ""
         rows.append(
             f"<tr><td>{title}{badge}<div class='rag-id'>{esc(i.doc_id)}</div></td><td>{esc(i.publisher)}</td>"
@@ -229,6 +253,6 @@ def documents_table_html(infos: list[DocumentInfo]) -> str:
 def document_markdown(doc: Document, info: DocumentInfo) -> str:
     """A document to read: its metadata, then its body (Markdown, rendered sanitised)."""
     meta = [x for x in (info.publisher, format_date(info.date), info.licence and f"Licence: {info.licence}") if x]
-    link = f"\n\n[Original source]({doc.source_url})" if doc.source_url else ""
+    link = f"\n\n[Original source]({safe_url(doc.source_url)})" if safe_url(doc.source_url) else ""
     badge = " (uploaded)" if info.uploaded else ""
     return f"## {doc.title}{badge}\n\n*{' · '.join(meta) or 'No metadata'} · {info.chunks} passages*{link}\n\n---\n\n{doc.body}"

@@ -19,14 +19,15 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from rag.api import create_app
-from rag.api_errors import error_body
 from rag.errors import ModelLoadingError
-from rag.feedback import FeedbackLog
 from rag.library import DocumentLibrary
 from rag.pipeline import RagPipeline
+from rag.serve.chat_handlers import TITLE
+from rag.serve.chat_ui import build_ui, mount_ui
+from rag.serve.error_responses import error_body, public_message
+from rag.serve.feedback import FeedbackLog
+from rag.serve.http_api import create_app
 from rag.settings import Settings
-from rag.ui import TITLE, build_ui, mount_ui
 
 log = logging.getLogger(__name__)
 
@@ -148,5 +149,5 @@ class WarmupApp:
         log.info("the app is ready")
 
     def failed(self, message: str) -> None:
-        """Show `message` on the loading page instead of the spinner."""
-        self.error = message
+        """Show `message` on the loading page and `/healthz` instead of the spinner (without server paths)."""
+        self.error = public_message(message)

@@ -63,10 +63,3 @@ class FeedbackLog:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(line)
         return rec
-
-    def read(self) -> list[dict[str, Any]]:
-        """Every record so far (an empty list when nobody has voted)."""
-        if not self.path.is_file():
-            return []
-        with open(self.path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from rag.library import DocumentLibrary
-from rag.serving import WarmupApp, build_app
+from rag.serve.server import WarmupApp, build_app
 from tests.live import EchoGenerator, serve
 
 
@@ -42,10 +42,10 @@ def test_loading_page_then_the_full_app(echo_pipeline, settings):
 def test_a_failed_load_is_shown_not_hidden():
     server = WarmupApp()
     with serve(server) as url:
-        server.failed("model file /x.gguf does not exist")
+        server.failed("model file /srv/models/x.gguf does not exist")
         health = httpx.get(f"{url}/healthz")
         assert health.status_code == 503 and health.json() == {
             "status": "error",
-            "message": "model file /x.gguf does not exist",
+            "message": "model file x.gguf does not exist",  # what is wrong, without the server's paths
         }
-        assert "could not start: model file /x.gguf does not exist" in httpx.get(f"{url}/").text
+        assert "could not start: model file x.gguf does not exist" in httpx.get(f"{url}/").text

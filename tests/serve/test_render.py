@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from rag.library import DocumentInfo
-from rag.types import Answer, Citation, Document, Timings
-from rag.ui_render import (
+from rag.serve.render import (
     NOT_FOUND_HTML,
     answer_markdown,
+    document_markdown,
     documents_table_html,
     format_date,
     link_markers,
     passage_html,
+    safe_url,
     searched_for,
     sources_html,
     turn_record,
 )
+from rag.types import Answer, Citation, Document, Timings
 
 BODY = "# Title\n\nFirst paragraph.\n\nOpenAI may work with education. It may also <b>defend</b>.\n\nLast one."
 
@@ -103,3 +105,18 @@ def test_document_table_and_dates():
     html = documents_table_html(infos)
     assert "A &lt;b&gt;" in html and "uploaded" in html and "13 January 2025" in html and "<caption>1 documents" in html
     assert format_date("2025-13-01") == "2025-13-01" and format_date("") == ""
+
+
+def test_only_http_links_are_links_and_uploads_are_marked():
+    doc = Document("d", "Doc", BODY)
+    turn = turn_record(1, "Which sectors?", make_answer(), {"d": doc}, uploaded={"d"})
+    turn["citations"][0]["url"] = "javascript:alert(1)"
+    html = sources_html([turn])
+    assert "javascript" not in html and "<a " not in html
+    assert '<span class="rag-badge">uploaded</span>' in html
+    corpus = sources_html([turn_record(1, "Which sectors?", make_answer(), {"d": doc})])
+    assert "rag-badge" not in corpus and 'href="https://example.org/d"' in corpus
+    infos = [DocumentInfo("a", "A", "P", "2025-01-13", "JavaScript:alert(1)", "OGL", 4, True)]
+    assert "<a " not in documents_table_html(infos)
+    assert "Original source" not in document_markdown(Document("a", "A", "x", source_url="data:text/html,hi"), infos[0])
+    assert safe_url(" https://gov.uk/x ") == "https://gov.uk/x" and safe_url("ftp://x") == ""

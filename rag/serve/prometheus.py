@@ -2,7 +2,7 @@
 answers given and refused, and the size of the live index.
 
 Each app gets its own `CollectorRegistry`, so two apps in one process (or in tests) never share
-or collide on counters. This module does not serve HTTP itself; `rag.api` exposes `/metrics`.
+or collide on counters. This module does not serve HTTP itself; `rag.serve.http_api` exposes `/metrics`.
 """
 
 from __future__ import annotations

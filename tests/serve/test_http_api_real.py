@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.api import create_app
 from rag.library import DocumentLibrary
+from rag.serve.http_api import create_app
 
 pytestmark = pytest.mark.slow
 

@@ -20,12 +20,15 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette import EventSourceResponse
 
 from rag.errors import BadInputError, RagError
-from rag.metrics import Metrics
-from rag.pipeline import RagPipeline, final_answer
-from rag.threaded import iterate_in_thread
+from rag.library import DocumentLibrary
+from rag.pipeline import RagPipeline, StreamEvent
+from rag.serve.error_responses import client_message, documented
+from rag.serve.prometheus import Metrics
+from rag.serve.provenance import sources_json, uploaded_ids
+from rag.serve.streaming import AnswerGate, AnswerStream, Frame
+from rag.text import strip_markers
 from rag.types import Answer
 
 
@@ -81,7 +84,7 @@ def split_messages(messages: list[ChatMessage]) -> tuple[str, list[dict[str, str
 
 def _strip_markers(text: str) -> str:
     """Earlier answers carry [n] markers that mean nothing in a new question's passages."""
-    return re.sub(r"\s*\[\d+\]", "", text)
+    return strip_markers(text)
 
 
 def _usage(answer: Answer) -> dict[str, int]:
@@ -89,7 +92,7 @@ def _usage(answer: Answer) -> dict[str, int]:
     return {"prompt_tokens": 0, "completion_tokens": answer.tokens, "total_tokens": answer.tokens}
 
 
-def completion(answer: Answer, cid: str, created: int) -> dict[str, Any]:
+def completion(answer: Answer, cid: str, created: int, uploaded: set[str] | None = None) -> dict[str, Any]:
     """A `chat.completion` object carrying the checked answer and its `sources`."""
     return {
         "id": cid,
@@ -105,7 +108,7 @@ def completion(answer: Answer, cid: str, created: int) -> dict[str, Any]:
             }
         ],
         "usage": _usage(answer),
-        "sources": [c.to_dict() for c in answer.citations],
+        "sources": sources_json(answer.citations, uploaded or set()),
         "refused": answer.refused,
     }
 
@@ -125,52 +128,65 @@ def word_pieces(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text)
 
 
-def make_router(pipeline: RagPipeline, metrics: Metrics) -> APIRouter:
-    """The `/v1` routes."""
+def make_router(
+    pipeline: RagPipeline, library: DocumentLibrary, metrics: Metrics, gate: AnswerGate | None = None
+) -> APIRouter:
+    """The `/v1` routes; answers go through `gate` (shared with `/api/ask`) when one is given."""
     router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
-    @router.post("/chat/completions", summary="Answer the last user message, OpenAI chat format")
+    @router.post(
+        "/chat/completions",
+        summary="Answer the last user message, OpenAI chat format",
+        responses=documented(400, 401, 413, 422, 429, 502, 503, 504),
+    )
     async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
         question, history = split_messages(req.messages)
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
-        events = iterate_in_thread(pipeline.stream(question, history))
         # Wait for the first event before answering, so bad input is a JSON 4xx, not a broken stream.
-        first = await anext(events)
-
+        stream = await AnswerStream.start(pipeline, question, history, gate=gate)
         if not req.stream:
-            answer = await final_answer(first, events)
+            answer = await stream.answer(request)  # a client that hangs up stops the generation
             metrics.observe_answer(answer, "openai")
-            return completion(answer, cid, created)
-
+            return completion(answer, cid, created, uploaded_ids(library))
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        model = pipeline.model_name
-
-        async def sse() -> AsyncIterator[dict[str, str]]:
-            yield {"data": json.dumps(_chunk(cid, created, model, {"role": "assistant", "content": ""}))}
-            answer = first.data if first.kind == "answer" else None
-            try:
-                async for ev in events:
-                    if ev.kind == "answer":
-                        answer = ev.data
-            except RagError as e:
-                yield {"data": json.dumps({"error": {"code": e.code, "message": str(e)}})}
-                yield {"data": "[DONE]"}
-                return
-            finally:
-                await events.aclose()  # a client that hung up stops the generation
-            assert answer is not None
-            metrics.observe_answer(answer, "openai")
-            for piece in word_pieces(answer.answer):
-                yield {"data": json.dumps(_chunk(cid, created, answer.model, {"content": piece}))}
-            final = _chunk(cid, created, answer.model, {}, "stop")
-            final["sources"] = [c.to_dict() for c in answer.citations]
-            yield {"data": json.dumps(final)}
-            if include_usage:
-                usage = {**_chunk(cid, created, answer.model, {}), "choices": [], "usage": _usage(answer)}
-                yield {"data": json.dumps(usage)}
-            yield {"data": "[DONE]"}
-
-        return EventSourceResponse(sse(), ping=15)
+        return stream.sse(
+            lambda events: chunk_frames(events, cid, created, pipeline.model_name, include_usage, metrics, library),
+            error_frames,
+        )
 
     return router
+
+
+async def chunk_frames(
+    events: AsyncIterator[StreamEvent],
+    cid: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+    metrics: Metrics,
+    library: DocumentLibrary,
+) -> AsyncIterator[Frame]:
+    """`chat.completion.chunk`s: the role at once, the checked answer word by word once it is
+    ready, a final chunk with `sources`, the usage when asked for, then `[DONE]`."""
+    yield {"data": json.dumps(_chunk(cid, created, model, {"role": "assistant", "content": ""}))}
+    answer = None
+    async for ev in events:
+        if ev.kind == "answer":
+            answer = ev.data
+    assert answer is not None
+    metrics.observe_answer(answer, "openai")
+    for piece in word_pieces(answer.answer):
+        yield {"data": json.dumps(_chunk(cid, created, answer.model, {"content": piece}))}
+    final = _chunk(cid, created, answer.model, {}, "stop")
+    final["sources"] = sources_json(answer.citations, uploaded_ids(library))
+    yield {"data": json.dumps(final)}
+    if include_usage:
+        usage = {**_chunk(cid, created, answer.model, {}), "choices": [], "usage": _usage(answer)}
+        yield {"data": json.dumps(usage)}
+    yield {"data": "[DONE]"}
+
+
+def error_frames(e: RagError) -> list[Frame]:
+    """The error as OpenAI-style servers send it mid-stream, then `[DONE]`."""
+    return [{"data": json.dumps({"error": {"code": e.code, "message": client_message(e)}})}, {"data": "[DONE]"}]

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 
 from rag.library import DocumentLibrary
-from rag.serving import build_app
+from rag.serve.server import build_app
 from tests.live import EchoGenerator, serve
 
 CHROMIUM = "/usr/bin/chromium"
@@ -202,11 +202,13 @@ class BrokenGenerator:
     """Fails the way real backends do: a `RagError` with a message for the user, or a bug."""
 
     name = "broken"
+    supports_opening_floor = False
+    last_opening_p: float | None = None
 
     def generate(self, messages, max_tokens=300, temperature=0.0):
         return "".join(self.stream(messages, max_tokens, temperature))
 
-    def stream(self, messages, max_tokens=300, temperature=0.0):
+    def stream(self, messages, max_tokens=300, temperature=0.0, opening_floor=None):
         from rag.errors import GenerationError
 
         if "server" in messages[-1]["content"]:
@@ -250,3 +252,28 @@ def test_errors_are_friendly_and_the_keyboard_opens_sources(make_pipeline, setti
         expect(page.locator('#rag-chat a[href="#src-1-1"]')).to_be_visible(timeout=20_000)
         expect(page.locator("#rag-chat .rag-error")).to_have_count(0)
         expect(page.locator("#rag-chat .rag-searched")).to_have_count(0)  # no history: nothing rewritten
+
+
+def test_documents_tab_asks_for_the_admin_key(make_pipeline, settings, browser, tmp_path):
+    from playwright.sync_api import expect
+    from pydantic import SecretStr
+
+    pipe, _ = make_pipeline()
+    pipe.generator = EchoGenerator()
+    s = settings.model_copy(update={"admin_keys": SecretStr("sk-admin")})
+    with serve(build_app(pipe, s, DocumentLibrary(pipe.retriever, s))) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        page.get_by_role("tab", name="Documents").click()
+        table = page.locator("#rag-doc-table")
+        expect(table).to_contain_text("3 documents in the index", timeout=20_000)
+        note = tmp_path / "zephyr-note.md"
+        note.write_text(NOTE, encoding="utf-8")
+        page.locator("#rag-upload input[type=file]").set_input_files(str(note))
+        page.locator("#rag-add").click()
+        expect(page.locator("#rag-upload-note")).to_contain_text("needs the admin key", timeout=20_000)
+        expect(table).to_contain_text("3 documents in the index")
+        page.get_by_label("Admin key (needed to add or remove documents)").fill("sk-admin")
+        page.locator("#rag-add").click()
+        expect(page.locator("#rag-upload-note")).to_contain_text("Added “Zephyr lighthouse note”", timeout=20_000)
+        expect(table).to_contain_text("4 documents in the index")

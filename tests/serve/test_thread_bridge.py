@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rag.threaded import iterate_in_thread
+from rag.serve.thread_bridge import iterate_in_thread
 
 
 def collect(gen) -> list:

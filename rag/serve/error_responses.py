@@ -9,19 +9,68 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rag.errors import RagError
+from rag.errors import RagError, RateLimitedError, ServerBusyError
 
 log = logging.getLogger(__name__)
 
 INTERNAL_MESSAGE = "Something went wrong on the server. It has been logged; please try again."
+
+
+# An absolute filesystem path: "/" at the start or after a space, quote or bracket (not in a URL).
+_SERVER_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"“”`()]+/)*([^\s/'\"“”`():;,]*)")
+
+
+def public_message(message: str) -> str:
+    """A server-side error message fit for a client: absolute paths cut to their last part.
+
+    `public_message("model file /srv/m/q.gguf does not exist")` -> `"model file q.gguf does not exist"`.
+    """
+    return _SERVER_PATH.sub(lambda m: m.group(1) or m.group(0).rstrip("/").rsplit("/", 1)[-1] + "/", message)
+
+
+def client_message(exc: RagError) -> str:
+    """What a client is told about `exc`: its message, without server paths when the server is at fault."""
+    return public_message(str(exc)) if exc.status >= 500 else str(exc)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error, for the OpenAPI schema."""
+
+    error: ErrorDetail
+
+
+ERRORS = {
+    400: "The input cannot be used (an empty question, an unreadable or unwanted document, ...)",
+    401: "An API key is needed, or the one sent is wrong (admin key for changes)",
+    403: "The request came from a page on another origin",
+    404: "No such document or route",
+    413: "The request body is over the limit",
+    422: "A field is missing or malformed, or the body is not valid JSON",
+    429: "Over the rate limit; see `Retry-After`",
+    502: "The model backend failed",
+    503: "The model is loading, the index or model is missing, or the answer queue is full (`Retry-After`)",
+    504: "The answer took longer than the time limit",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each with the error schema."""
+    return {s: {"model": ErrorBody, "description": ERRORS[s]} for s in statuses}
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -49,9 +98,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if exc.status >= 500:
-            log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(exc.code, str(exc), exc.status, headers)
+        if isinstance(exc, ServerBusyError | RateLimitedError):
+            headers = {"Retry-After": str(exc.retry_after_s)}
+        if exc.status >= 500:  # a full queue is expected under load, not a fault
+            level = logging.INFO if isinstance(exc, ServerBusyError) else logging.WARNING
+            log.log(level, "%s %s: %s", request.method, request.url.path, exc)
+        return error_response(exc.code, client_message(exc), exc.status, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

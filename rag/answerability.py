@@ -1,0 +1,147 @@
+"""Whether the documents answer a question: one calibrated decision from the signals the pipeline has.
+
+The signals are cheap by-products of answering: the best dense score, whether the question's rare
+words occur in the corpus, the best question-to-sentence similarity among the passages, the
+model's probability of opening with the refusal, and the support of its checked draft. A logistic
+model over them, fitted on the dev split (`python -m rag eval --fit-answerability RUN`), gives
+p(answerable); its threshold was chosen for at most 10% false refusals on dev.
+
+When the decision says "answerable" but the model refused (or the check removed every sentence),
+the pipeline answers with the best-matching passage sentence as a quote instead of refusing.
+This module does not generate or retrieve.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from rag.embedding import Embedder
+from rag.lexical import tokenize
+from rag.text import sentence_spans
+from rag.types import Hit
+
+FEATURES = ("best_dense", "best_sentence", "rare_terms", "p_refusal", "support", "model_refused", "type_match")
+
+
+@dataclass
+class Quote:
+    """A passage sentence that best answers a question: its hit and its span in the chunk text."""
+
+    hit: int
+    start: int
+    end: int
+    score: float
+
+    def text(self, hits: list[Hit]) -> str:
+        return hits[self.hit].chunk.text[self.start : self.end]
+
+
+def best_sentence(question: str, hits: list[Hit], embedder: Embedder | None) -> Quote | None:
+    """The passage sentence closest to the question: 0.5 * cosine + 0.5 * share of question words.
+
+    Returns None when there are no passages.
+    """
+    cands: list[tuple[int, int, int, str]] = []
+    for i, h in enumerate(hits):
+        for s, e in sentence_spans(h.chunk.text):
+            text = h.chunk.text[s:e].strip()
+            if len(tokenize(text)) >= 3:
+                cands.append((i, s, e, text))
+    if not cands:
+        return None
+    want = set(tokenize(question))
+    lex = np.array([len(want & set(tokenize(t))) / max(len(want), 1) for *_, t in cands], dtype=np.float32)
+    if embedder is not None:
+        qv = embedder.embed_query(question)
+        sv = embedder.embed_documents([t for *_, t in cands])
+        score = 0.5 * np.clip(sv @ qv, 0.0, 1.0) + 0.5 * lex
+    else:
+        score = lex
+    best = int(np.argmax(score))
+    i, s, e, _ = cands[best]
+    return Quote(i, s, e, float(score[best]))
+
+
+@dataclass
+class AnswerabilityModel:
+    """p(answerable) = sigmoid(bias + sum(weight * (feature - mean) / scale)); answerable at p >= threshold."""
+
+    weights: dict[str, float]
+    bias: float
+    mean: dict[str, float]
+    scale: dict[str, float]
+    threshold: float = 0.5
+    meta: dict = field(default_factory=dict)
+
+    def probability(self, signals: dict[str, float]) -> float:
+        z = self.bias
+        for name, w in self.weights.items():
+            x = float(signals.get(name, self.mean.get(name, 0.0)))
+            z += w * (x - self.mean.get(name, 0.0)) / (self.scale.get(name, 1.0) or 1.0)
+        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+    def answerable(self, signals: dict[str, float]) -> bool:
+        return self.probability(signals) >= self.threshold
+
+    def to_json(self) -> str:
+        d = {k: getattr(self, k) for k in ("weights", "bias", "mean", "scale", "threshold", "meta")}
+        return json.dumps(d, indent=2) + "\n"
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> AnswerabilityModel:
+        """The fitted model shipped with the package (or the one at `path`)."""
+        text = Path(path).read_text() if path else resources.files("rag").joinpath("answerability.json").read_text()
+        return cls.load_text(text)
+
+    @classmethod
+    def load_text(cls, text: str) -> AnswerabilityModel:
+        d = json.loads(text)
+        return cls(d["weights"], d["bias"], d["mean"], d["scale"], d.get("threshold", 0.5), d.get("meta", {}))
+
+
+def fit(rows: list[dict[str, float]], labels: list[bool], l2: float = 1.0, steps: int = 3000) -> AnswerabilityModel:
+    """Fit a standardised, L2-regularised logistic regression by gradient descent (few rows, few features).
+
+    `rows` are signal dicts (missing features take the column mean); `labels` say which were answerable.
+    """
+    names = [f for f in FEATURES if any(r.get(f) is not None for r in rows)]
+    x = np.array([[float(r[f]) if r.get(f) is not None else np.nan for f in names] for r in rows], dtype=np.float64)
+    mean = np.nanmean(x, axis=0)
+    x = np.where(np.isnan(x), mean, x)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    y = np.array(labels, dtype=np.float64)
+    w, b = np.zeros(z.shape[1]), 0.0
+    # Weight the classes equally: unanswerable questions are the minority.
+    cw = np.where(y == 1, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9))
+    lr = 0.1
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(z @ w + b)))
+        g = cw * (p - y)
+        w -= lr * (z.T @ g / len(y) + l2 * w / len(y))
+        b -= lr * g.mean()
+    return AnswerabilityModel(
+        weights=dict(zip(names, map(float, w), strict=True)),
+        bias=float(b),
+        mean=dict(zip(names, map(float, mean), strict=True)),
+        scale=dict(zip(names, map(float, scale), strict=True)),
+    )
+
+
+def choose_threshold(probs: list[float], labels: list[bool], max_false_refusals: float = 0.10) -> float:
+    """The highest threshold whose false-refusal rate (answerable items below it) is at most the target.
+
+    `choose_threshold([0.9, 0.2, 0.6], [True, False, True], 0.0)` -> `0.6`.
+    """
+    pos = sorted(p for p, y in zip(probs, labels, strict=True) if y)
+    if not pos:
+        return 0.5
+    allowed = int(math.floor(max_false_refusals * len(pos)))
+    return float(pos[allowed])
