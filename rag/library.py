@@ -2,6 +2,7 @@
 
 Uploads go live in the running retriever and are saved with the index, so they survive a
 restart. A failed upload changes nothing: no file is left behind and the index is untouched.
+A file is parsed before the lock is taken, so a slow file holds up nobody else.
 Corpus documents are read-only here; this module does not build indexes from scratch
 (`rag.indexing` does) and knows nothing about HTTP or the browser.
 """
@@ -15,6 +16,7 @@ import tempfile
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from rag.chunking import chunk_document
 from rag.errors import DocumentError, NotFoundError
 from rag.index import IndexData, save_index
 from rag.indexing import expected_manifest, uploads_dir
-from rag.loaders import SUPPORTED_SUFFIXES, load_document
+from rag.loaders import MAX_PARSE_SECONDS, SUPPORTED_SUFFIXES, check_content, load_untrusted
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.types import Chunk, Document
@@ -70,16 +72,38 @@ def _is_under(path: str, folder: Path) -> bool:
         return False
 
 
+Loader = Callable[[Path, str], Document]
+
+
 class DocumentLibrary:
     """Reads and changes the document set behind a live `HybridRetriever`.
 
-    Every change holds one lock, so two uploads never interleave their index saves.
+    Every change holds one lock, so two uploads never interleave their index saves. Parsing an
+    upload does not hold it.
     """
 
-    def __init__(self, retriever: HybridRetriever, settings: Settings, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        settings: Settings,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+        *,
+        loader: Loader | None = None,
+        parse_timeout_s: float = MAX_PARSE_SECONDS,
+    ) -> None:
+        """
+        Args:
+            retriever: the live retriever whose index this library changes.
+            settings: folders (corpus, uploads, index) and chunking.
+            max_bytes: the upload size limit.
+            loader: reads an uploaded file into a `Document`; defaults to `rag.loaders.load_untrusted`
+                with `parse_timeout_s` (tests pass a fake).
+            parse_timeout_s: how long parsing one upload may take.
+        """
         self.retriever = retriever
         self.settings = settings
         self.max_bytes = max_bytes
+        self.load: Loader = loader or (lambda path, doc_id: load_untrusted(path, doc_id, parse_timeout_s))
         self._lock = threading.Lock()
 
     @property
@@ -172,10 +196,11 @@ class DocumentLibrary:
             )
 
     def add(self, filename: str, data: bytes) -> DocumentInfo:
-        """Parse, chunk and index an uploaded file, then save the index.
+        """Check, parse, chunk and index an uploaded file, then save the index.
 
-        The file is parsed in a temporary folder and only copied into the uploads folder once it
-        has parsed and chunked; if indexing or saving fails, the file and the index change are undone.
+        The file is checked and parsed in a temporary folder with no lock held (questions, and other
+        uploads, go on meanwhile); it is copied into the uploads folder only once it has parsed and
+        chunked; if indexing or saving fails, the file and the index change are undone.
 
         Args:
             filename: the uploaded file's name (its suffix picks the parser; its stem becomes the id).
@@ -185,23 +210,27 @@ class DocumentLibrary:
             The new document's metadata.
 
         Raises:
-            DocumentError: the file is rejected (type, size, name clash) or cannot be read.
+            DocumentError: the file is rejected (type, size, content that does not match the
+                extension, name clash, too slow to parse) or cannot be read.
         """
         doc_id, suffix = self.validate_upload(filename, len(data))
-        with self._lock:
-            self._check_id_free(doc_id)
-            with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp:
-                staged = Path(tmp) / f"{doc_id}{suffix}"
-                staged.write_bytes(data)
-                doc = load_document(staged, doc_id)
-                chunks = chunk_document(doc, self.settings.chunk_size, self.settings.chunk_overlap)
-            if not chunks:
-                raise DocumentError(f"“{filename}” holds no text passages to index.")
-            if doc.title == doc_id.replace("-", " "):
-                doc.title = Path(filename.replace("\\", "/")).stem  # the user's own name reads better than a slug
-                for c in chunks:
-                    c.title = doc.title
+        name = Path(filename.replace("\\", "/")).name
+        check_content(name, data)
+        self._check_id_free(doc_id)  # refuse a clash before the (slow) parse
+        with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp:
+            staged = Path(tmp) / f"{doc_id}{suffix}"
+            staged.write_bytes(data)
+            doc = self.load(staged, doc_id)
+        chunks = chunk_document(doc, self.settings.chunk_size, self.settings.chunk_overlap)
+        if not chunks:
+            raise DocumentError(f"“{filename}” holds no text passages to index.")
+        if doc.title == doc_id.replace("-", " "):
+            doc.title = Path(name).stem  # the user's own name reads better than a slug
+            for c in chunks:
+                c.title = doc.title
 
+        with self._lock:
+            self._check_id_free(doc_id)  # again: another upload may have taken the id during the parse
             final = self.uploads / f"{doc_id}{suffix}"
             doc.path = str(final)
             self.uploads.mkdir(parents=True, exist_ok=True)

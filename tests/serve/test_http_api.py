@@ -271,7 +271,7 @@ def test_documents_crud(make_client, settings):
     ("files", "message"),
     [
         ({"file": ("tool.exe", b"MZ", "application/octet-stream")}, "not a file type"),
-        ({"file": ("broken.docx", b"not a zip", "application/octet-stream")}, "could not be read"),
+        ({"file": ("broken.docx", b"not a zip", "application/octet-stream")}, "is not a Word .docx file"),
         ({"file": ("openai-deal.md", NOTE, "text/markdown")}, "corpus document already has"),
         ({"other": ("x.md", NOTE, "text/markdown")}, "field called `file`"),
     ],
