@@ -4,8 +4,9 @@ Uploads go live in the running retriever and are saved with the index, so they s
 restart. A failed upload changes nothing: no file is left behind and the index is untouched.
 The uploads folder is the record of what was uploaded; the index follows it. A file is parsed
 before any lock is taken; the change itself (file, live index, saved index) holds this
-library's lock and a lock file beside the index, so two writers never interleave. If the process
-dies half-way, `reconcile()` (run at start) brings the index back in line with the folder.
+library's lock and a lock file beside the index (`index/.write.lock`), so two libraries, even in
+two processes, never interleave their saves (`rag index` does not take that lock yet). If the
+process dies half-way, `reconcile()` (run at start) brings the index back in line with the folder.
 Corpus documents are read-only here; this module does not build indexes from scratch
 (`rag.indexing` does) and knows nothing about HTTP or the browser.
 """

@@ -66,7 +66,7 @@ ERRORS = {
     422: "A field is missing or malformed, or the body is not valid JSON",
     429: "Over the rate limit; see `Retry-After`",
     502: "The model backend failed",
-    503: "The model is loading, the index or model is missing, or the answer queue is full (`Retry-After`)",
+    503: "The model is loading, the index or model is missing, the answer queue is full (`Retry-After`), or another process is writing the index",
     504: "The answer took longer than the time limit",
 }
 

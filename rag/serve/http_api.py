@@ -281,7 +281,7 @@ def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Sett
         status_code=201,
         summary="Upload a PDF, DOCX, HTML, Markdown or text file into the index",
         openapi_extra={"requestBody": UPLOAD_BODY},
-        responses=documented(400, 401, 403, 413, 429),
+        responses=documented(400, 401, 403, 413, 429, 503),
         dependencies=[Depends(same_origin(origins)), admin],
     )
     async def upload_document(request: Request) -> dict[str, Any]:
@@ -293,7 +293,7 @@ def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Sett
         "/documents/{doc_id}",
         summary="Remove an uploaded document",
         dependencies=[admin],
-        responses=documented(400, 401, 404, 422, 429),
+        responses=documented(400, 401, 404, 422, 429, 503),
     )
     async def delete_document(doc_id: str) -> dict[str, Any]:
         await run_in_threadpool(library.remove, doc_id)
