@@ -196,9 +196,15 @@ def check_content(name: str, data: bytes) -> None:
 
 def _reader_main() -> None:  # the child process: `python -c "from rag.loaders import _reader_main; ..."`
     """Read the file named by `sys.argv[1]` (id `sys.argv[2]`); write b"R" once the parsers are
-    imported, then a pickled `("ok", Document)` or `("error", message)` on stdout."""
+    imported, then a pickled `("ok", Document)` or `("error", message)` on stdout. Its CPU time is
+    capped at `sys.argv[3]` seconds, so it ends even if the parent dies before it can kill it."""
+    import math
     import pickle
+    import resource
     import sys
+
+    cpu_s = math.ceil(float(sys.argv[3]))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))  # SIGXCPU, then SIGKILL
 
     import bs4  # noqa: F401 - imported before the clock starts
     import docx  # noqa: F401
@@ -246,10 +252,11 @@ def load_untrusted(path: Path, doc_id: str | None = None, timeout_s: float = MAX
         check_content(path.name, f.read())
     if path.suffix.lower() not in PARSED_APART:
         return load_document(path, doc_id)
+    cpu = str(timeout_s + READER_START_SECONDS)  # start-up included: a cap for an orphaned reader only
     package_root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
     child = subprocess.Popen(
-        [sys.executable, "-c", "from rag.loaders import _reader_main; _reader_main()", str(path), doc_id or ""],
+        [sys.executable, "-c", "from rag.loaders import _reader_main; _reader_main()", str(path), doc_id or "", cpu],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         env=env,

@@ -302,3 +302,22 @@ def test_questions_and_other_changes_go_on_while_an_upload_is_parsed(settings, e
         release.set()
         slow.join(30)
     assert result["info"].doc_id == "slow-note" and "slow-note" in lib.retriever.documents
+
+
+def test_an_upload_waits_for_the_index_lock_then_gives_up_without_writing(settings, embedder, index_data, monkeypatch):
+    """Another process holding `index/.write.lock` (say a second app on the same folders) makes an
+    upload wait; past the wait it is refused as busy, with nothing written."""
+    import fcntl
+
+    from rag.errors import ServerBusyError
+
+    lib = DocumentLibrary(HybridRetriever(index_data, embedder), settings)
+    before = snapshot(lib)
+    monkeypatch.setattr("rag.library.LOCK_WAIT_SECONDS", 0.3)
+    with open(settings.index_dir / ".write.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ServerBusyError, match="Another process is writing the index"):
+            lib.add("note.md", NOTE)
+        assert snapshot(lib) == before
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert lib.add("note.md", NOTE).doc_id == "note"
