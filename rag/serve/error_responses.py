@@ -131,7 +131,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         if _blank_question(errors):  # the schema says minLength 1 and not blank; the answer stays as before
-            return error_response(EmptyQuestionError.code, EmptyQuestionError().args[0], EmptyQuestionError.status)
+            field = tuple(errors[0].get("loc", ()))[-1]
+            message = "The search query is empty." if field == "q" else EmptyQuestionError().args[0]
+            return error_response(EmptyQuestionError.code, message, EmptyQuestionError.status)
         return error_response("invalid_request", _validation_message(errors), 422)
 
     @app.exception_handler(StarletteHTTPException)
