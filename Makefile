@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 STAMP := .venv/.installed
+# Milvus servers for the integration tests, each in its own venv (their pins clash with the app's)
+MILVUS_SERVERS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/uk-ai-rag/milvus-servers
 
 .DEFAULT_GOAL := help
 
@@ -42,8 +44,18 @@ eval: setup ## answer and score the whole reference set (about 20 minutes on 2 c
 bench: setup ## measure index build, latency and memory; appends to bench/RESULTS.md
 	$(PY) bench/run.py
 
+scale: setup ## retrieval at 100k and 1M synthetic passages (FAISS types, Milvus Lite, BM25); about an hour
+	nice -n 19 $(PY) bench/scale.py
+
+milvus-servers: ## install the Milvus server the integration tests start (milvus-lite 2.5.1's engine) in a cache venv
+	test -x $(MILVUS_SERVERS)/lite-2.5.1/bin/python || python3.11 -m venv $(MILVUS_SERVERS)/lite-2.5.1
+	$(MILVUS_SERVERS)/lite-2.5.1/bin/pip install --quiet milvus-lite==2.5.1
+
+test-milvus: setup milvus-servers ## the retrieval tests against a real Milvus server on 127.0.0.1
+	$(PY) -m pytest -q -m milvus_server tests
+
 lint: setup ## ruff lint and format check
 	.venv/bin/ruff check rag tests app.py bench
 	.venv/bin/ruff format --check rag tests app.py bench
 
-.PHONY: help setup index run chat test test-fast eval bench lint
+.PHONY: help setup index run chat test test-fast eval bench scale milvus-servers test-milvus lint

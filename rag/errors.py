@@ -93,3 +93,10 @@ class RateLimitedError(RagError):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"Too many requests from this key or address; try again in {retry_after_s} s.")
         self.retry_after_s = retry_after_s
+
+
+class VectorStoreError(RagError):
+    """The vector store (a Milvus server) cannot be reached or used as configured."""
+
+    code = "vector_store_unavailable"
+    status = 503

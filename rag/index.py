@@ -1,9 +1,10 @@
-"""The dense vector index (FAISS) and its on-disk store with a manifest.
+"""The saved index: chunks and documents on disk with a manifest, vectors in a store.
 
-A saved index is a build folder `index/builds/<id>/` holding `manifest.json`, `vectors.faiss`,
-`chunks.jsonl` and `documents.jsonl`; the file `index/CURRENT` names the build in use and is
-replaced atomically, so an interrupted build leaves the previous index usable. This module
-does not chunk or embed; `rag.indexing` drives a build.
+A saved index is a build folder `index/builds/<id>/` holding `manifest.json`, `chunks.jsonl`,
+`documents.jsonl` and what the vector store keeps there (`vectors.faiss` for FAISS; a Milvus
+collection lives in Milvus and the manifest names it); the file `index/CURRENT` names the build
+in use and is replaced atomically, so an interrupted build leaves the previous index usable.
+This module does not chunk or embed; `rag.indexing` drives a build, `rag.stores` holds vectors.
 """
 
 from __future__ import annotations
@@ -16,80 +17,45 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag.errors import IndexMissingError, IndexStaleError
+from rag.stores.base import VectorIndex, chunk_key
 from rag.types import Chunk, Document
 
-FORMAT_VERSION = 1
+if TYPE_CHECKING:
+    from rag.settings import Settings
+
+FORMAT_VERSION = 2  # 2: vectors keyed by chunk id (`rag.stores`), store named in the manifest
 CHUNKER_VERSION = 1  # bump when chunking logic changes, so old indexes read as stale
-
-
-class VectorIndex(Protocol):
-    """Nearest-neighbour search over unit vectors."""
-
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]: ...
-
-
-class FaissIndex:
-    """Exact inner-product search (`IndexFlatIP`): at a few thousand chunks exact is fastest.
-
-    Rows can be appended and removed; the matrix is kept so that removal is a rebuild.
-    """
-
-    def __init__(self, vectors: np.ndarray) -> None:
-        import faiss
-
-        self._faiss = faiss
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self._index = faiss.IndexFlatIP(self.vectors.shape[1])
-        if len(self.vectors):
-            self._index.add(self.vectors)
-
-    @property
-    def dim(self) -> int:
-        return int(self.vectors.shape[1])
-
-    def __len__(self) -> int:
-        return int(self._index.ntotal)
-
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """Top-`k` rows by inner product: `[(row, score), ...]`, best first."""
-        if len(self) == 0:
-            return []
-        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
-        scores, rows = self._index.search(q, min(k, len(self)))
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
-
-    def add(self, vectors: np.ndarray) -> None:
-        v = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.vectors = np.vstack([self.vectors, v])
-        self._index.add(v)
-
-    def keep(self, rows: list[int]) -> FaissIndex:
-        return FaissIndex(self.vectors[rows])
-
-    def save(self, path: Path) -> None:
-        self._faiss.write_index(self._index, str(path))
-
-    @classmethod
-    def load(cls, path: Path) -> FaissIndex:
-        import faiss
-
-        idx = faiss.read_index(str(path))
-        return cls(idx.reconstruct_n(0, idx.ntotal) if idx.ntotal else np.zeros((0, idx.d), np.float32))
 
 
 @dataclass
 class IndexData:
-    """Everything retrieval needs, in memory: chunks aligned with the vector rows."""
+    """Everything retrieval needs: the chunks in memory, their vectors in a store keyed by chunk id.
+
+    One store may serve several `IndexData` versions (an upload changes it in place), so ids the
+    store returns are mapped to rows of this version's `chunks`, and ids it does not list are dropped.
+    """
 
     manifest: dict[str, Any]
     chunks: list[Chunk]
-    vectors: FaissIndex
+    vectors: VectorIndex
     documents: dict[str, Document] = field(default_factory=dict)
+    rows: dict[int, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rows = {chunk_key(c.chunk_id): i for i, c in enumerate(self.chunks)}
+
+    def to_rows(self, hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """`[(chunk key, score)]` -> `[(row in chunks, score)]`, dropping keys this version does not hold."""
+        return [(self.rows[i], s) for i, s in hits if i in self.rows]
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Dense search: `[(row in chunks, score), ...]`, best first."""
+        return self.to_rows(self.vectors.search(query, k))
 
 
 def corpus_hash(files: list[Path], root: Path) -> str:
@@ -115,7 +81,7 @@ def library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for name in ("faiss-cpu", "sentence-transformers", "torch", "numpy"):
+    for name in ("faiss-cpu", "pymilvus", "sentence-transformers", "torch", "numpy"):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -132,6 +98,7 @@ def make_manifest(
     corpus: str,
     chunking: str,
     build_s: float,
+    store: str = "faiss",
 ) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
@@ -144,6 +111,7 @@ def make_manifest(
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(build_s, 2),
         "versions": library_versions(),
+        "store": store,
     }
 
 
@@ -158,7 +126,7 @@ def save_index(index_dir: Path, data: IndexData) -> Path:
     build = builds / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     tmp = builds / f".tmp-{build.name}"
     tmp.mkdir()
-    data.vectors.save(tmp / "vectors.faiss")
+    data.manifest["vector_store"] = data.vectors.save(tmp)
     with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
         for c in data.chunks:
             f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
@@ -206,6 +174,7 @@ def check_manifest(manifest: dict[str, Any], expected: dict[str, Any]) -> None:
         "embedding_dim": "embedding dimension",
         "corpus_hash": "corpus",
         "chunking_hash": "chunking settings",
+        "store": "vector store",
     }
     changed = [labels[k] for k, v in expected.items() if k in labels and manifest.get(k) != v]
     if changed:
@@ -215,22 +184,28 @@ def check_manifest(manifest: dict[str, Any], expected: dict[str, Any]) -> None:
         )
 
 
-def load_index(index_dir: Path, expected: dict[str, Any] | None = None) -> IndexData:
+def load_index(index_dir: Path, expected: dict[str, Any] | None = None, settings: Settings | None = None) -> IndexData:
     """Load the current build, checking its manifest against `expected` when given.
+
+    Args:
+        settings: how to reach a Milvus store (URI, token); default `Settings()`.
 
     Raises:
         IndexMissingError: no index, or its files are unreadable.
-        IndexStaleError: the manifest does not match `expected`.
+        IndexStaleError: the manifest does not match `expected`, or a Milvus collection is out of step.
+        VectorStoreError: the Milvus server cannot be reached.
     """
+    from rag.stores.factory import load_store
+
     build, manifest = read_manifest(index_dir)
     if expected:
         check_manifest(manifest, expected)
     try:
-        vectors = FaissIndex.load(build / "vectors.faiss")
         with open(build / "chunks.jsonl", encoding="utf-8") as f:
             chunks = [Chunk.from_dict(json.loads(line)) for line in f]
         with open(build / "documents.jsonl", encoding="utf-8") as f:
             docs = [Document(**json.loads(line)) for line in f]
+        vectors = load_store(build, manifest, settings)
     except (OSError, ValueError, RuntimeError) as e:
         raise IndexMissingError(
             f"the index in {build} is damaged ({e}): rebuild it with `python -m rag index`"

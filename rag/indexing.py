@@ -15,7 +15,6 @@ from rag.embedding import Embedder
 from rag.errors import IndexMissingError, IndexStaleError
 from rag.index import (
     FORMAT_VERSION,
-    FaissIndex,
     IndexData,
     chunking_hash,
     corpus_hash,
@@ -25,6 +24,8 @@ from rag.index import (
 )
 from rag.loaders import corpus_files, load_corpus
 from rag.settings import Settings
+from rag.stores.base import chunk_keys
+from rag.stores.factory import collection_name, make_store
 from rag.types import Document
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,17 @@ def source_files(settings: Settings) -> list[Path]:
     return files + (corpus_files(up) if up.is_dir() else [])
 
 
+def store_label(settings: Settings, embedder: Embedder) -> str:
+    """`"faiss"`, or `"milvus:<collection>"`: changing either makes the index stale."""
+    if settings.vector_store == "milvus":
+        return f"milvus:{collection_name(settings, embedder.name)}"
+    return "faiss"
+
+
 def expected_manifest(settings: Settings, embedder: Embedder) -> dict:
     """What the manifest of an up-to-date index says (the fields that make an index stale)."""
     return {
+        "store": store_label(settings, embedder),
         "format_version": FORMAT_VERSION,
         "embedding_model": embedder.name,
         "embedding_dim": embedder.dim,
@@ -72,7 +81,9 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
 
     Raises:
         DocumentError: the corpus folder is missing or holds no readable document.
+        VectorStoreError, BadInputError: the configured Milvus cannot be reached or its URI is malformed.
     """
+    store = make_store(settings, embedder.dim, embedder.name)  # fail early, before embedding
     t0 = time.perf_counter()
     docs = load_documents(settings)
     chunks = chunk_corpus(docs, settings.chunk_size, settings.chunk_overlap)
@@ -87,8 +98,11 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
         corpus=expected["corpus_hash"],
         chunking=expected["chunking_hash"],
         build_s=time.perf_counter() - t0,
+        store=expected["store"],
     )
-    data = IndexData(manifest, chunks, FaissIndex(vectors), {d.doc_id: d for d in docs})
+    store.build(chunk_keys(chunks), vectors, chunks)
+    manifest["build_seconds"] = round(time.perf_counter() - t0, 2)
+    data = IndexData(manifest, chunks, store, {d.doc_id: d for d in docs})
     save_index(settings.index_dir, data)
     return data
 
@@ -101,7 +115,7 @@ def open_index(settings: Settings, embedder: Embedder, rebuild: bool = False) ->
     """
     expected = expected_manifest(settings, embedder)
     try:
-        return load_index(settings.index_dir, expected)
+        return load_index(settings.index_dir, expected, settings)
     except (IndexMissingError, IndexStaleError) as e:
         if not rebuild:
             raise

@@ -91,6 +91,7 @@ class RagPipeline:
         evidence_neighbours: int = shipped("evidence_neighbours"),
         answer_type_check: bool = shipped("answer_type_check"),
         question_first: bool = shipped("question_first"),
+        key_passage: bool = shipped("key_passage"),
     ) -> None:
         self.retriever = retriever
         self.generator = generator
@@ -109,6 +110,7 @@ class RagPipeline:
         self.evidence_neighbours = evidence_neighbours
         self.answer_type_check = answer_type_check
         self.question_first = question_first
+        self.key_passage = key_passage
 
     @classmethod
     def from_settings(
@@ -158,6 +160,7 @@ class RagPipeline:
             evidence_neighbours=s.evidence_neighbours,
             answer_type_check=s.answer_type_check,
             question_first=s.question_first,
+            key_passage=s.key_passage,
         )
 
     def warm(self) -> None:
@@ -301,6 +304,8 @@ class RagPipeline:
                 checked = CheckedAnswer(REFUSAL, True, [], checked.sentences)
             elif p >= self.answerability.threshold and checked.refused and quote_fits:
                 checked = quoted_answer(hits, quote.hit, quote.start, quote.end, checked.sentences)
+        if self.key_passage and not checked.refused and quote_fits and not checked.text.startswith("The documents say"):
+            checked = with_key_passage(checked, hits, quote.hit, quote.start, quote.end)
         return Answer(
             question=question,
             answer=checked.text,
@@ -326,10 +331,31 @@ class RagPipeline:
 def quoted_answer(hits: list[Hit], j: int, start: int, end: int, checks: list[SentenceCheck]) -> CheckedAnswer:
     """An answer that quotes passage `j`'s text[start:end] with citation [1], for when the model
     could not phrase one: `The documents say: “…” [1]`."""
+    citation = _quote_citation(hits, j, start, end, 1)
+    return CheckedAnswer(f"The documents say: “{citation.quote}” [1]", False, [citation], checks)
+
+
+def with_key_passage(checked: CheckedAnswer, hits: list[Hit], j: int, start: int, end: int) -> CheckedAnswer:
+    """`checked` followed by the key passage sentence, quoted with its citation (reusing the number
+    of a citation to the same passage): `… [1]\n\nKey passage: “…” [2]`. Unchanged when the
+    answer already quotes that sentence."""
+    key = _quote_citation(hits, j, start, end, len(checked.citations) + 1)
+    if key.quote in checked.text:
+        return checked
+    same = next((c for c in checked.citations if c.chunk_id == key.chunk_id), None)
+    citations = list(checked.citations)
+    if same is None:
+        citations.append(key)
+    n = same.n if same else key.n
+    text = f"{checked.text}\n\nKey passage: “{key.quote}” [{n}]"
+    return CheckedAnswer(text, checked.refused, citations, checked.sentences)
+
+
+def _quote_citation(hits: list[Hit], j: int, start: int, end: int, n: int) -> Citation:
     chunk = hits[j].chunk
     text = chunk.text[start:end].strip()
-    citation = Citation(
-        n=1,
+    return Citation(
+        n=n,
         doc_id=chunk.doc_id,
         title=chunk.title,
         url=chunk.source_url,
@@ -341,4 +367,3 @@ def quoted_answer(hits: list[Hit], j: int, start: int, end: int, checks: list[Se
         date=chunk.date,
         heading_path=list(chunk.heading_path),
     )
-    return CheckedAnswer(f"The documents say: “{text}” [1]", False, [citation], checks)

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS) and lexical (BM25) candidates fused by reciprocal rank.
+"""Hybrid retrieval: dense (the vector store) and lexical (BM25) candidates fused by reciprocal rank.
 
 Near-duplicate passages (the same paragraph quoted in two press releases) are dropped after
 fusion, so the model sees distinct evidence. This module does not generate or prompt.
@@ -7,12 +7,14 @@ fusion, so the model sees distinct evidence. This module does not generate or pr
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.chunking import embedding_text
 from rag.embedding import Embedder
-from rag.index import FaissIndex, IndexData
-from rag.lexical import BM25Index, tokenize
+from rag.index import IndexData
+from rag.lexical import KeywordIndex, tokenize
+from rag.stores.base import chunk_key, chunk_keys
 from rag.types import Chunk, Document, Hit
 
 
@@ -31,6 +33,21 @@ def rrf(rankings: list[list[int]], k: int = 60) -> list[tuple[int, float]]:
 def jaccard(a: set[str], b: set[str]) -> float:
     """`jaccard({"a", "b"}, {"b", "c"})` -> `1/3`."""
     return len(a & b) / len(a | b) if a or b else 1.0
+
+
+class KeywordsByRow:
+    """A keyword search keyed by chunk, answering in rows of one `IndexData` (what `retrieve` reads);
+    `doc_freq` is how many passages hold each word (from our own index, whichever engine searches)."""
+
+    def __init__(
+        self, data: IndexData, search: Callable[[str, int], list[tuple[int, float]]], doc_freq: dict[str, int]
+    ) -> None:
+        self.data = data
+        self._search = search
+        self.doc_freq = doc_freq
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        return self.data.to_rows(self._search(query, k))
 
 
 @dataclass
@@ -59,11 +76,16 @@ class HybridRetriever:
         self.rrf_k = rrf_k
         self.dedup_threshold = dedup_threshold
         self._lock = threading.RLock()
+        # Our own BM25, which an upload extends instead of rebuilding. A store whose engine ranks by
+        # keyword (Milvus' BM25) answers the lexical side; ours still gives `rare_terms` its counts.
+        self._keywords = KeywordIndex()
+        self._keywords.add(chunk_keys(data.chunks).tolist(), [embedding_text(c) for c in data.chunks])
         self._set(data)
 
     def _set(self, data: IndexData) -> None:
         self.data = data
-        self._bm25 = BM25Index([embedding_text(c) for c in data.chunks])
+        search = data.vectors.keyword_search if data.vectors.keyword else self._keywords.search
+        self._bm25 = KeywordsByRow(data, search, self._keywords.doc_freq)
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -78,7 +100,7 @@ class HybridRetriever:
         qv = self.embedder.embed_query(query)
         with self._lock:
             data, bm25 = self.data, self._bm25
-        dense = data.vectors.search(qv, self.candidates)
+        dense = data.search(qv, self.candidates)
         lexical = bm25.search(query, self.candidates) if self.mode != "dense" else []
         best_dense = dense[0][1] if dense else -1.0
         if self.mode == "lexical":
@@ -108,24 +130,31 @@ class HybridRetriever:
         return [w for w in dict.fromkeys(tokenize(query)) if 0 < df.get(w, 0) <= max_df]
 
     def add_documents(self, docs: list[Document], chunks: list[Chunk]) -> IndexData:
-        """Append documents and their chunks (embedding them); returns the new in-memory index."""
+        """Append documents and their chunks (embedding them) to the store; returns the new index.
+
+        The store changes in place; searches still holding the previous `IndexData` ignore the new ids.
+        """
         vecs = self.embedder.embed_documents([embedding_text(c) for c in chunks])
         with self._lock:
             old = self.data
-            vectors = FaissIndex(old.vectors.vectors)
             if len(chunks):
-                vectors.add(vecs)
+                old.vectors.add(chunk_keys(chunks), vecs, chunks)
+                self._keywords.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
             documents = {**old.documents, **{d.doc_id: d for d in docs}}
             manifest = {**old.manifest, "chunk_count": len(old.chunks) + len(chunks), "doc_count": len(documents)}
-            self._set(IndexData(manifest, old.chunks + chunks, vectors, documents))
+            self._set(IndexData(manifest, old.chunks + chunks, old.vectors, documents))
             return self.data
 
     def remove_document(self, doc_id: str) -> IndexData:
-        """Drop a document and its chunks; returns the new in-memory index."""
+        """Drop a document and its chunks from the store (by their chunk ids); returns the new index."""
         with self._lock:
             old = self.data
-            rows = [i for i, c in enumerate(old.chunks) if c.doc_id != doc_id]
+            keep = [c for c in old.chunks if c.doc_id != doc_id]
             documents = {k: v for k, v in old.documents.items() if k != doc_id}
-            manifest = {**old.manifest, "chunk_count": len(rows), "doc_count": len(documents)}
-            self._set(IndexData(manifest, [old.chunks[i] for i in rows], old.vectors.keep(rows), documents))
+            manifest = {**old.manifest, "chunk_count": len(keep), "doc_count": len(documents)}
+            new = IndexData(manifest, keep, old.vectors, documents)  # maps ids first: searches skip the gone ones
+            self._set(new)
+            gone = [chunk_key(c.chunk_id) for c in old.chunks if c.doc_id == doc_id]
+            old.vectors.delete(gone)
+            self._keywords.remove(gone)
             return self.data

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     # A question about "the deal" that names no one is about the documents' focus: search for it too.
     focus_query: str = "UK government OpenAI strategic partnership memorandum of understanding"
 
+    # Vector store (changing the store or the Milvus collection makes the index stale).
+    vector_store: Literal["faiss", "milvus"] = "faiss"
+    faiss_index: Literal["auto", "flat", "hnsw", "ivf_flat", "ivf_pq"] = "auto"  # auto: by corpus size
+    milvus_uri: str = ""  # a local path (Milvus Lite, default index/milvus.db) or http://host:19530
+    milvus_token: str = ""  # "user:password" or an API key, for an authenticated server
+    milvus_collection: str = ""  # default: derived from the corpus folder and embedding model
+
     # Generation.
     backend: Literal["llama_cpp", "transformers", "openai"] = "llama_cpp"
     model: PackagedModelName = "qwen-1.5b"
@@ -70,6 +77,7 @@ class Settings(BaseSettings):
 
     # Citation check.
     support_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    key_passage: bool = False  # end every answer with the passage sentence closest to the question, quoted
     answer_type_check: bool = True  # "how much/how many/who/where/when" answers must state that kind of thing
     unsupported: Literal["drop", "flag"] = "drop"
 

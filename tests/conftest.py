@@ -17,6 +17,7 @@ from tests.fakes import HashEmbedder, ScriptedGenerator, write_corpus
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: runs the real packaged models (minutes)")
     config.addinivalue_line("markers", "browser: drives headless Chromium")
+    config.addinivalue_line("markers", "milvus_server: starts a Milvus server on 127.0.0.1 (`make milvus-servers`)")
 
 
 @pytest.fixture

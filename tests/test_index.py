@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from rag.errors import IndexMissingError, IndexStaleError
-from rag.index import FaissIndex, load_index
+from rag.index import load_index
 from rag.indexing import build_index, expected_manifest, open_index
+from rag.stores.faiss import FaissIndex
 
 
 def test_faiss_top_k_equals_brute_force():
@@ -11,7 +12,9 @@ def test_faiss_top_k_equals_brute_force():
     v = rng.normal(size=(200, 32)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     q = v[17] + 0.1 * rng.normal(size=32).astype(np.float32)
-    got = [r for r, _ in FaissIndex(v).search(q, 10)]
+    store = FaissIndex(32)
+    store.build(np.arange(200, dtype=np.int64), v)
+    got = [r for r, _ in store.search(q, 10)]
     want = list(np.argsort(-(v @ q))[:10])
     assert got == want
 
@@ -40,12 +43,10 @@ def test_missing_and_stale_index_name_the_fix(settings, embedder, tmp_path):
 
 
 def test_interrupted_build_leaves_previous_index_usable(settings, embedder, index_data, monkeypatch):
-    from rag import index as index_mod
-
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(index_mod.FaissIndex, "save", boom)
+    monkeypatch.setattr(FaissIndex, "save", boom)
     with pytest.raises(KeyboardInterrupt):
         build_index(settings, embedder, progress=False)
     monkeypatch.undo()

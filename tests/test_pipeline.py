@@ -76,3 +76,11 @@ def test_the_rewrite_prompt_shows_worked_examples_then_the_conversation(make_pip
     assert [m["role"] for m in rewrite].count("assistant") == 3 and rewrite[-1]["role"] == "user"
     assert "Follow-up question: Who signed it?" in rewrite[-1]["content"] and "[1]" not in rewrite[-1]["content"]
     assert ans.standalone_question == "Who signed the OpenAI deal?"
+
+
+def test_key_passage_option_quotes_the_closest_sentence_with_its_citation(make_pipeline):
+    pipe, _ = make_pipeline(["OpenAI will expand its London office [1]."], key_passage=True)
+    ans = pipe.ask("Which sectors could OpenAI provide technology to?")
+    assert "\n\nKey passage: “OpenAI may provide technology to education" in ans.answer
+    n = int(ans.answer.rsplit("[", 1)[1].rstrip("]"))
+    assert ans.citations[n - 1].doc_id == "openai-deal" and "education" in ans.citations[n - 1].quote

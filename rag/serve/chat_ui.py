@@ -10,6 +10,7 @@ from `rag.serve.render`. Nothing is fetched from the internet: Gradio serves its
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,8 @@ def build_ui(
         turns = gr.State([])
         with gr.Tabs():
             ask = ask_tab()
-            docs = documents_tab(h.listing(pipeline, library), library.max_bytes, needs_key=bool(access.writers))
+            store = library.retriever.data.vectors.describe()["store"]
+            docs = documents_tab(h.listing(pipeline, library), library.max_bytes, bool(access.writers), store)
         wire_ask(ask, turns, pipeline, library, feedback, on_answer)
         wire_documents(docs, summary, ui, pipeline, library, access)
     return ui
@@ -162,7 +164,7 @@ def ask_tab() -> AskTab:
     return AskTab(chat, question, ask, examples, comment, helpful, not_helpful, note, clear, sources)
 
 
-def documents_tab(first: Listing, max_bytes: int, needs_key: bool = False) -> DocumentsTab:
+def documents_tab(first: Listing, max_bytes: int, needs_key: bool = False, store: str = "faiss") -> DocumentsTab:
     """Lay out the Documents tab: the table and a reader on the left, upload and removal on the right
     (with a key field when changes need an admin key)."""
     import gradio as gr
@@ -176,7 +178,7 @@ def documents_tab(first: Listing, max_bytes: int, needs_key: bool = False) -> Do
             gr.HTML(
                 '<h2 class="rag-h2">Add a document</h2><p class="rag-muted">PDF, Word (.docx), HTML, '
                 f"Markdown or text, up to {max_bytes // 1_000_000} MB. It is searchable as soon "
-                "as it is added; uploads can be removed again.</p>",
+                f"as it is added; uploads can be removed again. Vector store: {html.escape(store)}.</p>",
                 js_on_load=None,
             )
             file = gr.File(

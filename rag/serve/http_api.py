@@ -74,6 +74,7 @@ def index_status(pipeline: RagPipeline) -> dict[str, Any]:
         "built_at": m.get("built_at", ""),
         "updated_at": m.get("updated_at", m.get("built_at", "")),
         "embedding_model": m.get("embedding_model", ""),
+        "vector_store": pipeline.retriever.data.vectors.describe(),
     }
 
 

@@ -393,6 +393,12 @@ def test_healthz_reports_index_and_model(make_client):
     body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["model"] == "scripted"
     assert body["index"]["documents"] == 3 and body["index"]["chunks"] > 3 and body["index"]["built_at"]
+    assert body["index"]["vector_store"] == {
+        "store": "faiss",
+        "keyword_search": "in-process BM25",
+        "index": "flat",
+        "vectors": body["index"]["chunks"],
+    }
 
 
 def test_metrics_count_requests_tokens_and_refusals(make_client):

@@ -1,0 +1,153 @@
+"""Pick and open the vector store named by `Settings.vector_store`: `faiss` or `milvus`.
+
+Says which package to install when an import is missing, and turns a malformed Milvus URI or an
+unreachable server into one clear `RagError`. This module does not search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from rag.errors import BadInputError, RagError, VectorStoreError
+from rag.settings import Settings
+from rag.stores.base import VectorIndex
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0  # seconds to wait for a server before saying it cannot be reached
+INSTALL_MILVUS = "install pymilvus and milvus-lite (`pip install -r requirements.txt`) or set RAG_VECTOR_STORE=faiss"
+
+
+def collection_name(settings: Settings, embedding_model: str) -> str:
+    """`RAG_MILVUS_COLLECTION`, or one derived from the corpus folder and the embedding model, so
+    two corpora never share a collection: e.g. `rag_corpus_all_minilm_l6_v2_3f9a1c2b`."""
+    if settings.milvus_collection:
+        return settings.milvus_collection
+    corpus = settings.corpus_dir.resolve()
+    digest = hashlib.sha256(f"{corpus}\0{embedding_model}".encode()).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9]+", "_", f"{corpus.name}_{embedding_model.split('/')[-1]}".lower()).strip("_")
+    return f"rag_{slug[:150]}_{digest}"
+
+
+def milvus_uri(settings: Settings) -> tuple[str, bool]:
+    """The URI to connect to and whether it is a Milvus Lite file.
+
+    `""` -> `("<index_dir>/milvus.db", True)`; `"http://127.0.0.1:19530"` -> (it, False).
+
+    Raises:
+        BadInputError: the URI is neither a `.db` path nor `http(s)://host:port`.
+    """
+    uri = settings.milvus_uri.strip() or str(settings.index_dir / "milvus.db")
+    if "://" not in uri:
+        if not uri.endswith(".db"):
+            raise BadInputError(
+                f"invalid setting: RAG_MILVUS_URI={uri!r}: a Milvus Lite file must end in .db "
+                "(e.g. index/milvus.db), and a server is given as http://host:19530"
+            )
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        return str(Path(uri).resolve()), True
+    parsed = urlparse(uri)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    if parsed.scheme not in ("http", "https", "tcp") or not parsed.hostname or port == -1:
+        raise BadInputError(
+            f"invalid setting: RAG_MILVUS_URI={uri!r}: give a Milvus server as http://host:19530 "
+            "(or https://...), or a Milvus Lite file as a path ending in .db"
+        )
+    return uri, False
+
+
+@contextmanager
+def quiet_pymilvus() -> Iterator[None]:
+    """Silence pymilvus' own loggers (it configures two, each with its own level) for a moment."""
+    loggers = [logging.getLogger(n) for n in ("pymilvus", "pymilvus.milvus_client")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def connect(settings: Settings):
+    """A `MilvusClient` for the configured URI.
+
+    Raises:
+        BadInputError: malformed URI. VectorStoreError: pymilvus missing or the server unreachable.
+    """
+    uri, lite = milvus_uri(settings)
+    # milvus-lite 2.5.1 imports pkg_resources, which warns on every start
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise VectorStoreError(f"RAG_VECTOR_STORE=milvus needs the pymilvus package: {INSTALL_MILVUS}") from None
+    try:
+        with quiet_pymilvus():  # it logs its own error line on a failed connect; ours says more
+            return MilvusClient(uri=uri, token=settings.milvus_token, timeout=CONNECT_TIMEOUT)
+    except Exception as e:
+        what = f"open the Milvus Lite file {uri}" if lite else f"reach the Milvus server at {uri}"
+        hint = (
+            "is another process using it? A Milvus Lite file is locked to one process"
+            if lite
+            else "start it (see docs/scaling.md), check RAG_MILVUS_URI and RAG_MILVUS_TOKEN, or set RAG_VECTOR_STORE=faiss"
+        )
+        reason = getattr(e, "message", "") or type(e).__name__
+        raise VectorStoreError(f"cannot {what} ({reason}): {hint}") from None
+
+
+def make_store(settings: Settings, dim: int, embedding_model: str) -> VectorIndex:
+    """An empty store of the configured kind, ready for `build`."""
+    if settings.vector_store == "milvus":
+        from rag.stores.milvus import MilvusIndex
+
+        uri, _ = milvus_uri(settings)
+        return MilvusIndex(connect(settings), collection_name(settings, embedding_model), dim, uri)
+    from rag.stores.faiss import FaissIndex
+
+    return FaissIndex(dim, settings.faiss_index)
+
+
+def load_store(folder: Path, manifest: dict[str, Any], settings: Settings | None = None) -> VectorIndex:
+    """Open the store a saved build names in its manifest (`vector_store.kind`).
+
+    Raises:
+        IndexStaleError: a Milvus collection is missing, of another dimension, or out of step.
+        VectorStoreError, BadInputError: as `connect`.
+    """
+    info = manifest.get("vector_store", {"kind": "faiss"})
+    if info.get("kind") == "milvus":
+        from rag.stores.milvus import MilvusIndex
+
+        s = settings or Settings()
+        uri, _ = milvus_uri(s)
+        client = connect(s)
+        try:
+            store = MilvusIndex(
+                client, info["collection"], int(manifest["embedding_dim"]), uri, info.get("index", "FLAT")
+            )
+            store.check(int(manifest["chunk_count"]))
+        except RagError:
+            raise
+        except Exception as e:  # the server answered but refused: say what it said
+            reason = getattr(e, "message", "") or str(e) or type(e).__name__
+            raise VectorStoreError(
+                f"the Milvus collection “{info['collection']}” at {uri} cannot be read ({reason}): "
+                "rebuild it with `python -m rag index`, or check RAG_MILVUS_URI"
+            ) from None
+        return store
+    from rag.stores.faiss import FaissIndex
+
+    return FaissIndex.load(folder, info)
