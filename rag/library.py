@@ -2,12 +2,19 @@
 
 Uploads go live in the running retriever and are saved with the index, so they survive a
 restart. A failed upload changes nothing: no file is left behind and the index is untouched.
+The uploads folder is the record of what was uploaded; the index follows it. A file is parsed
+before any lock is taken; the change itself (file, live index, saved index) holds this
+library's lock and a lock file beside the index (`index/.write.lock`), so two libraries, even in
+two processes, never interleave their saves (`rag index` does not take that lock yet). If the
+process dies half-way, `reconcile()` (run at start) brings the index back in line with the folder.
 Corpus documents are read-only here; this module does not build indexes from scratch
 (`rag.indexing` does) and knows nothing about HTTP or the browser.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -15,15 +22,16 @@ import tempfile
 import threading
 import time
 import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from rag.chunking import chunk_document
-from rag.errors import DocumentError, NotFoundError
-from rag.index import IndexData, save_index
-from rag.indexing import expected_manifest, uploads_dir
-from rag.loaders import SUPPORTED_SUFFIXES, load_document
+from rag.errors import DocumentError, NotFoundError, ServerBusyError
+from rag.index import IndexData, corpus_hash, save_index
+from rag.indexing import expected_manifest, source_files, uploads_dir
+from rag.loaders import MAX_PARSE_SECONDS, SUPPORTED_SUFFIXES, check_content, corpus_files, load_untrusted
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.types import Chunk, Document
@@ -32,6 +40,8 @@ log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_ID_CHARS = 80
+WRITE_LOCK = ".write.lock"  # in the index folder; every writer of the saved index should hold it
+LOCK_WAIT_SECONDS = 120.0
 
 
 @dataclass
@@ -70,16 +80,58 @@ def _is_under(path: str, folder: Path) -> bool:
         return False
 
 
+def _write_durably(path: Path, data: bytes) -> None:
+    """Write `path` through a hidden `.part` file, fsynced, then renamed into place: a reader (or a
+    restart after a crash) sees the old state or the whole new file, never half of it."""
+    partial = path.with_name(f".{path.name}.part")  # dot files are not read as documents
+    with open(partial, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+Loader = Callable[[Path, str], Document]
+
+
 class DocumentLibrary:
     """Reads and changes the document set behind a live `HybridRetriever`.
 
-    Every change holds one lock, so two uploads never interleave their index saves.
+    Every change holds one lock (and the index folder's lock file), so two uploads never
+    interleave their index saves. Parsing an upload holds neither.
     """
 
-    def __init__(self, retriever: HybridRetriever, settings: Settings, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        settings: Settings,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+        *,
+        loader: Loader | None = None,
+        parse_timeout_s: float = MAX_PARSE_SECONDS,
+    ) -> None:
+        """
+        Args:
+            retriever: the live retriever whose index this library changes.
+            settings: folders (corpus, uploads, index) and chunking.
+            max_bytes: the upload size limit.
+            loader: reads an uploaded file into a `Document`; defaults to `rag.loaders.load_untrusted`
+                with `parse_timeout_s` (tests pass a fake).
+            parse_timeout_s: how long parsing one upload may take.
+        """
         self.retriever = retriever
         self.settings = settings
         self.max_bytes = max_bytes
+        self.load: Loader = loader or (lambda path, doc_id: load_untrusted(path, doc_id, parse_timeout_s))
         self._lock = threading.Lock()
 
     @property
@@ -172,10 +224,11 @@ class DocumentLibrary:
             )
 
     def add(self, filename: str, data: bytes) -> DocumentInfo:
-        """Parse, chunk and index an uploaded file, then save the index.
+        """Check, parse, chunk and index an uploaded file, then save it and the index.
 
-        The file is parsed in a temporary folder and only copied into the uploads folder once it
-        has parsed and chunked; if indexing or saving fails, the file and the index change are undone.
+        The file is checked and parsed in a temporary folder with no lock held (questions, and other
+        uploads, go on meanwhile); only the change itself is locked. The file goes into the uploads
+        folder first, then the index is saved; if indexing or saving fails, both are undone.
 
         Args:
             filename: the uploaded file's name (its suffix picks the parser; its stem becomes the id).
@@ -185,31 +238,35 @@ class DocumentLibrary:
             The new document's metadata.
 
         Raises:
-            DocumentError: the file is rejected (type, size, name clash) or cannot be read.
+            DocumentError: the file is rejected (type, size, content that does not match the
+                extension, name clash, too slow to parse) or cannot be read.
+            ServerBusyError: another process kept the index locked for too long.
         """
         doc_id, suffix = self.validate_upload(filename, len(data))
-        with self._lock:
-            self._check_id_free(doc_id)
-            with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp:
-                staged = Path(tmp) / f"{doc_id}{suffix}"
-                staged.write_bytes(data)
-                doc = load_document(staged, doc_id)
-                chunks = chunk_document(doc, self.settings.chunk_size, self.settings.chunk_overlap)
-            if not chunks:
-                raise DocumentError(f"“{filename}” holds no text passages to index.")
-            if doc.title == doc_id.replace("-", " "):
-                doc.title = Path(filename.replace("\\", "/")).stem  # the user's own name reads better than a slug
-                for c in chunks:
-                    c.title = doc.title
+        name = Path(filename.replace("\\", "/")).name
+        check_content(name, data)
+        self._check_id_free(doc_id)  # refuse a clash before the (slow) parse
+        with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp:
+            staged = Path(tmp) / f"{doc_id}{suffix}"
+            staged.write_bytes(data)
+            doc = self.load(staged, doc_id)
+        chunks = chunk_document(doc, self.settings.chunk_size, self.settings.chunk_overlap)
+        if not chunks:
+            raise DocumentError(f"“{filename}” holds no text passages to index.")
+        if doc.title == doc_id.replace("-", " "):
+            doc.title = Path(name).stem  # the user's own name reads better than a slug
+            for c in chunks:
+                c.title = doc.title
 
+        with self._writing():
+            self._check_id_free(doc_id)  # again: another upload may have taken the id during the parse
             final = self.uploads / f"{doc_id}{suffix}"
             doc.path = str(final)
+            was_fresh = self._is_fresh()
             self.uploads.mkdir(parents=True, exist_ok=True)
-            partial = final.with_name(f".{final.name}.part")  # dot files are not read as documents
-            partial.write_bytes(data)
-            os.replace(partial, final)
+            _write_durably(final, data)
             try:
-                self._save(self.retriever.add_documents([doc], chunks))
+                self._save(self.retriever.add_documents([doc], chunks), was_fresh)
             except BaseException:
                 log.exception("upload of %s failed after parsing; undoing it", filename)
                 final.unlink(missing_ok=True)
@@ -220,13 +277,17 @@ class DocumentLibrary:
             return self._info(doc, {doc_id: len(chunks)})
 
     def remove(self, doc_id: str) -> None:
-        """Remove an uploaded document from the index and the uploads folder, then save the index.
+        """Remove an uploaded document from the index, save the index, then delete its file.
+
+        In that order, a crash in between leaves the file, and `reconcile()` puts the document back:
+        the removal did not happen, rather than half-happened.
 
         Raises:
             NotFoundError: no document has that id.
             DocumentError: the document is part of the corpus, which cannot be removed here.
+            ServerBusyError: another process kept the index locked for too long.
         """
-        with self._lock:
+        with self._writing():
             doc = self.get(doc_id)
             if not self.is_uploaded(doc):
                 raise DocumentError(
@@ -234,22 +295,98 @@ class DocumentLibrary:
                 )
             chunks: list[Chunk] = [c for c in self.retriever.chunks if c.doc_id == doc_id]
             path = Path(doc.path)
-            saved = path.read_bytes() if path.is_file() else None
-            path.unlink(missing_ok=True)
+            was_fresh = self._is_fresh()
             try:
-                self._save(self.retriever.remove_document(doc_id))
+                self._save(self.retriever.remove_document(doc_id), was_fresh, without=path)
             except BaseException:
                 log.exception("removing %s failed; restoring it", doc_id)
-                if saved is not None:
-                    path.write_bytes(saved)
                 if doc_id not in self.retriever.documents:
                     self.retriever.add_documents([doc], chunks)
                 raise
+            path.unlink(missing_ok=True)
+            _fsync_dir(path.parent)
             log.info("removed upload %s", doc_id)
 
-    def _save(self, data: IndexData) -> None:
-        """Save the live index, stamped with the hash of the files now on disk so it is not stale."""
-        expected = expected_manifest(self.settings, self.retriever.embedder)
-        data.manifest["corpus_hash"] = expected["corpus_hash"]
+    def reconcile(self) -> list[str]:
+        """Bring the index in line with the uploads folder, which is the record of what was uploaded.
+
+        After a crash mid-upload or mid-removal, or when another process saved an index without
+        an upload in it (`rag index` running while a file was uploaded), the index and the folder
+        can disagree: a file the index lacks is indexed, a document whose file is gone is dropped,
+        and left-over partial files are deleted. A file that cannot be read is left alone and logged.
+
+        Returns:
+            One line per change made (empty when they agreed).
+
+        Raises:
+            ServerBusyError: another process kept the index locked for too long.
+        """
+        if not self.uploads.is_dir():
+            return []
+        with self._writing():
+            for leftover in self.uploads.glob(".*.part"):
+                leftover.unlink(missing_ok=True)
+            was_fresh = self._is_fresh()
+            files = {p.stem: p for p in corpus_files(self.uploads) if p.suffix.lower() in SUPPORTED_SUFFIXES}
+            changes: list[str] = []
+            for doc in [d for d in self.retriever.documents.values() if self.is_uploaded(d)]:
+                if doc.doc_id not in files:
+                    self.retriever.remove_document(doc.doc_id)
+                    changes.append(f"dropped {doc.doc_id}: its file is no longer in the uploads folder")
+            for doc_id, path in sorted(files.items()):
+                if doc_id in self.retriever.documents:
+                    continue
+                try:
+                    doc = self.load(path, doc_id)
+                except DocumentError as e:
+                    log.warning("cannot index the upload %s: %s", path.name, e)
+                    continue
+                chunks = chunk_document(doc, self.settings.chunk_size, self.settings.chunk_overlap)
+                if chunks:
+                    self.retriever.add_documents([doc], chunks)
+                    changes.append(f"indexed {doc_id}: its file is in the uploads folder but was not in the index")
+            if changes:
+                for line in changes:
+                    log.warning("uploads and index disagreed; %s", line)
+                self._save(self.retriever.data, was_fresh)
+            return changes
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """This library's lock, then the index folder's lock file (shared with other processes)."""
+        with self._lock:
+            self.settings.index_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.settings.index_dir / WRITE_LOCK, "a") as f:
+                deadline = time.monotonic() + LOCK_WAIT_SECONDS
+                while True:
+                    try:
+                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise ServerBusyError(
+                                "Another process is writing the index (a rebuild?); try again when it has finished."
+                            ) from None
+                        time.sleep(0.1)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _is_fresh(self) -> bool:
+        """Whether the live index was built from exactly the files on disk now."""
+        expected = expected_manifest(self.settings, self.retriever.embedder)["corpus_hash"]
+        return self.retriever.data.manifest.get("corpus_hash") == expected
+
+    def _save(self, data: IndexData, was_fresh: bool, without: Path | None = None) -> None:
+        """Save the live index. If it matched the files on disk before this change, stamp it with the
+        hash of the files after it (`without` a file about to be deleted), so a restart loads it
+        rather than rebuilding. If it did not (a corpus file changed while the app ran), keep the
+        old hash: the saved index stays stale and the next start rebuilds it with that file."""
+        if was_fresh:
+            files = [f for f in source_files(self.settings) if without is None or f.resolve() != without.resolve()]
+            data.manifest["corpus_hash"] = corpus_hash(files, self.settings.corpus_dir)
+        else:
+            log.warning("the index was already out of date with the files on disk; it is saved marked stale")
         data.manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         save_index(self.settings.index_dir, data)

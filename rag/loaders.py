@@ -2,6 +2,8 @@
 
 Turns files into `Document`s with a clean body text; it does not chunk or embed.
 Unknown or unreadable files are skipped with a warning that names the file and the reason.
+`load_untrusted` reads a file someone uploaded: it checks that the content matches the
+extension, then parses PDF, DOCX and HTML in a child process that is killed past a time limit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ SUPPORTED_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".doc
 # Far beyond any policy paper: past these, a file is refused before it is parsed.
 MAX_DOCX_UNPACKED_BYTES = 200 * 1024 * 1024  # a small DOCX that unpacks to more is a zip bomb
 MAX_PDF_PAGES = 2000
+MAX_PARSE_SECONDS = 60.0  # a 10 MB policy PDF parses in a few seconds; a hostile one can take hours
+READER_START_SECONDS = 120.0  # starting the child reader (imports only), not counted in the parse time
+# Formats whose parsers have slow paths on crafted input; they are parsed in a child process.
+PARSED_APART = {".pdf", ".docx", ".html", ".htm"}
+TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm"}
 # Files in a corpus folder that describe the corpus rather than belong to it.
 NOT_DOCUMENTS = {"README.md", "MANIFEST.tsv", "LICENSE", ".gitkeep"}
 
@@ -160,6 +167,123 @@ def load_document(path: Path, doc_id: str | None = None) -> Document:
         licence=str(meta.get("licence") or ""),
         path=str(path),
     )
+
+
+def check_content(name: str, data: bytes) -> None:
+    """Refuse a file whose bytes are not what its extension says.
+
+    `check_content("a.pdf", b"PK\\x03\\x04...")` raises `DocumentError`; `check_content("a.md", b"# Hi")` passes.
+
+    Raises:
+        DocumentError: empty, a PDF without the PDF header, a DOCX that is not a zip file, or a
+            text format (Markdown, text, HTML) holding binary data.
+    """
+    suffix = Path(name).suffix.lower()
+    if not data.strip():
+        raise DocumentError(f"“{name}” is empty.")
+    if suffix == ".pdf" and b"%PDF-" not in data[:1024]:
+        raise DocumentError(f"“{name}” is not a PDF (it has no PDF header); check that the file is what its name says.")
+    if suffix == ".docx" and not data.startswith(b"PK\x03\x04"):
+        raise DocumentError(
+            f"“{name}” is not a Word .docx file (it is not a zip package); an old .doc must be saved as .docx first."
+        )
+    if suffix in TEXT_SUFFIXES and (b"\x00" in data[:65536] or data.startswith((b"%PDF-", b"PK\x03\x04"))):
+        raise DocumentError(
+            f"“{name}” holds binary data, not text; check that the file is what its name says "
+            "(a PDF or Word file needs its own extension)."
+        )
+
+
+def _reader_main() -> None:  # the child process: `python -c "from rag.loaders import _reader_main; ..."`
+    """Read the file named by `sys.argv[1]` (id `sys.argv[2]`); write b"R" once the parsers are
+    imported, then a pickled `("ok", Document)` or `("error", message)` on stdout. Its CPU time is
+    capped at `sys.argv[3]` seconds, so it ends even if the parent dies before it can kill it."""
+    import math
+    import pickle
+    import resource
+    import sys
+
+    cpu_s = math.ceil(float(sys.argv[3]))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))  # SIGXCPU, then SIGKILL
+
+    import bs4  # noqa: F401 - imported before the clock starts
+    import docx  # noqa: F401
+    import pypdf  # noqa: F401
+
+    sys.stdout.buffer.write(b"R")
+    sys.stdout.buffer.flush()
+    path = Path(sys.argv[1])
+    try:
+        result = ("ok", load_document(path, sys.argv[2] or None))
+    except DocumentError as e:
+        result = ("error", str(e))
+    except BaseException as e:  # noqa: BLE001 - the parent needs a reason, whatever happened
+        result = ("error", f"{path.name}: could not be read ({type(e).__name__})")
+    sys.stdout.buffer.write(pickle.dumps(result))
+    sys.stdout.buffer.flush()
+
+
+def load_untrusted(path: Path, doc_id: str | None = None, timeout_s: float = MAX_PARSE_SECONDS) -> Document:
+    """Read a file from an untrusted source: check its content, then parse it with a time limit.
+
+    PDF, DOCX and HTML are parsed in a fresh Python process that is killed if parsing takes longer
+    than `timeout_s` (a thread could not be stopped). It is started with `subprocess`, not
+    `multiprocessing`, so it neither inherits the server's threads nor re-runs the caller's script.
+    The time counts from when the child has imported its parsers, not from its start-up.
+
+    Args:
+        path: the file; its suffix picks the parser.
+        doc_id: the id to give it; defaults to the file name without its suffix.
+        timeout_s: the parse time limit in seconds.
+
+    Returns:
+        The document, as `load_document` reads it.
+
+    Raises:
+        DocumentError: the file is refused (see `check_content` and `load_document`) or took too long.
+    """
+    import os
+    import pickle
+    import select
+    import subprocess
+    import sys
+
+    with open(path, "rb") as f:
+        check_content(path.name, f.read())
+    if path.suffix.lower() not in PARSED_APART:
+        return load_document(path, doc_id)
+    cpu = str(timeout_s + READER_START_SECONDS)  # start-up included: a cap for an orphaned reader only
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from rag.loaders import _reader_main; _reader_main()", str(path), doc_id or "", cpu],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        ready, _, _ = select.select([child.stdout], [], [], READER_START_SECONDS)
+        if not ready or os.read(child.stdout.fileno(), 1) != b"R":
+            raise DocumentError(f"{path.name}: the file reader did not start; try again")
+        try:
+            out, _ = child.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise DocumentError(
+                f"{path.name}: took longer than {timeout_s:g} s to read, so it was stopped; "
+                "a normal document reads in seconds (try saving it again, or as text)"
+            ) from None
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+    try:
+        kind, value = pickle.loads(out)
+    except Exception:  # the child died without a word (killed for memory, say)
+        raise DocumentError(f"{path.name}: the file reader stopped while reading it") from None
+    if kind == "error":
+        raise DocumentError(value)
+    return value
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:

@@ -151,7 +151,7 @@ def test_upload_reads_docx(library):
         ("???.md", b"# Title\n\nText here.\n", "letters or digits"),
         ("openai-deal.md", b"# Clash\n\nSome text.\n", "corpus document already has the id"),
         ("latin1.txt", "caf\xe9 au lait".encode("latin-1"), "not valid UTF-8"),
-        ("broken.docx", b"this is not a zip file", "could not be read"),
+        ("broken.docx", b"this is not a zip file", "not a Word .docx file"),
         ("broken.pdf", b"%PDF-1.4 garbage", "could not be read|holds no text"),
         ("blank.md", b"---\ntitle: x\n---\n\n   \n", "holds no text"),
         ("badmeta.md", b"---\n- a list\n---\n\nBody.\n", "front matter"),
@@ -221,3 +221,103 @@ def test_failed_remove_restores_the_document(library, monkeypatch):
         library.remove("note")
     assert snapshot(library) == before
     assert library.retriever.retrieve("zephyr lighthouse", 1).hits[0].chunk.doc_id == "note"
+
+
+# --- hostile files (issue 9): refused with the reason, nothing written -------------------
+
+
+def slow_pdf(operations: int) -> bytes:
+    """A one-page PDF whose content stream repeats one text operation `operations` times: valid,
+    small (50 bytes an operation), and slow to extract (20,000 take seconds with pypdf)."""
+    one = minimal_pdf("zephyr lighthouse")
+    op = b"BT /F1 18 Tf 72 720 Td (zephyr lighthouse) Tj ET"
+    stream = b"\n".join([op] * operations)
+    head, rest = one.split(b"4 0 obj\n", 1)
+    body, tail = rest.split(b"\nendobj\n", 1)
+    pdf = head + b"4 0 obj\n" + b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream\nendobj\n" + tail
+    # The cross-reference offsets after object 4 moved; pypdf repairs them (and so do viewers).
+    return pdf
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("spaces.txt", b"  \n\n \t \n", "is empty"),
+        ("fake.pdf", b"Quarterly note: the zephyr lighthouse funds coastal labs.\n", "is not a PDF"),
+        ("fake.docx", minimal_pdf("Zephyr lighthouse"), "is not a Word .docx file"),
+        ("nulls.txt", b"zephyr\x00lighthouse\x00coastal\x00labs " * 20, "binary data"),
+        ("renamed.md", minimal_docx("Zephyr", "Coastal labs."), "binary data"),
+        ("renamed.html", minimal_pdf("Zephyr lighthouse funds coastal labs"), "binary data"),
+    ],
+)
+def test_hostile_upload_is_refused_with_its_reason(library, name, data, message):
+    before = snapshot(library)
+    with pytest.raises(DocumentError, match=message):
+        library.add(name, data)
+    assert snapshot(library) == before
+
+
+def test_a_pdf_that_parses_too_long_is_stopped_and_changes_nothing(settings, embedder, index_data):
+    lib = DocumentLibrary(HybridRetriever(index_data, embedder), settings, parse_timeout_s=0.5)
+    before = snapshot(lib)
+    with pytest.raises(DocumentError, match=r"took longer than 0.5 s to read"):
+        lib.add("slow.pdf", slow_pdf(20_000))  # about 5 s to parse on this machine: 10 times the limit
+    assert snapshot(lib) == before
+    assert (
+        lib.add("quick.pdf", minimal_pdf("Zephyr lighthouse funds coastal labs")).chunks >= 1
+    )  # the cap only stops slow files
+
+
+def test_questions_and_other_changes_go_on_while_an_upload_is_parsed(settings, embedder, index_data):
+    """Parsing holds no lock: while one upload is stuck in its parser, a question is answered, another
+    upload is added and removed, and the stuck upload then finishes."""
+    import threading
+
+    from rag.loaders import load_document
+
+    parsing, release = threading.Event(), threading.Event()
+
+    def loader(path: Path, doc_id: str):
+        if doc_id == "slow-note":
+            parsing.set()
+            assert release.wait(30), "the test never released the parser"
+        return load_document(path, doc_id)
+
+    lib = DocumentLibrary(HybridRetriever(index_data, embedder), settings, loader=loader)
+    result: dict = {}
+    slow = threading.Thread(target=lambda: result.update(info=lib.add("slow note.md", NOTE)), daemon=True)
+    slow.start()
+    try:
+        assert parsing.wait(30)
+        hits = lib.retriever.retrieve("Which sectors could OpenAI work with?", 3).hits
+        assert hits[0].chunk.doc_id == "openai-deal"
+        done = threading.Thread(
+            target=lambda: (lib.add("other.md", b"# Other\n\nA note on harbour cranes.\n"), lib.remove("other"))
+        )
+        done.start()
+        done.join(10)
+        assert not done.is_alive(), "another upload waited for the parse"
+        assert "other" not in lib.retriever.documents
+    finally:
+        release.set()
+        slow.join(30)
+    assert result["info"].doc_id == "slow-note" and "slow-note" in lib.retriever.documents
+
+
+def test_an_upload_waits_for_the_index_lock_then_gives_up_without_writing(settings, embedder, index_data, monkeypatch):
+    """Another process holding `index/.write.lock` (say a second app on the same folders) makes an
+    upload wait; past the wait it is refused as busy, with nothing written."""
+    import fcntl
+
+    from rag.errors import ServerBusyError
+
+    lib = DocumentLibrary(HybridRetriever(index_data, embedder), settings)
+    before = snapshot(lib)
+    monkeypatch.setattr("rag.library.LOCK_WAIT_SECONDS", 0.3)
+    with open(settings.index_dir / ".write.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ServerBusyError, match="Another process is writing the index"):
+            lib.add("note.md", NOTE)
+        assert snapshot(lib) == before
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert lib.add("note.md", NOTE).doc_id == "note"

@@ -19,11 +19,14 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rag.errors import RagError, RateLimitedError, ServerBusyError
+from rag.errors import EmptyQuestionError, RagError, RateLimitedError, ServerBusyError
 
 log = logging.getLogger(__name__)
 
 INTERNAL_MESSAGE = "Something went wrong on the server. It has been logged; please try again."
+NOT_BLANK = r"\S"  # a schema pattern: at least one character that is not white space
+QUESTION_FIELDS = {"question", "q"}
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 when a JSON body cannot be decoded
 
 
 # An absolute filesystem path: "/" at the start or after a space, quote or bracket (not in a URL).
@@ -63,7 +66,7 @@ ERRORS = {
     422: "A field is missing or malformed, or the body is not valid JSON",
     429: "Over the rate limit; see `Retry-After`",
     502: "The model backend failed",
-    503: "The model is loading, the index or model is missing, or the answer queue is full (`Retry-After`)",
+    503: "The model is loading, the index or model is missing, the answer queue is full (`Retry-After`), or another process is writing the index",
     504: "The answer took longer than the time limit",
 }
 
@@ -71,6 +74,16 @@ ERRORS = {
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for these error statuses, each with the error schema."""
     return {s: {"model": ErrorBody, "description": ERRORS[s]} for s in statuses}
+
+
+def streamed(description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI for a 200 that is JSON, or server-sent events when the request asks to stream."""
+    event = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"event": {"type": "string"}, "data": {"type": "string", "description": "JSON, or `[DONE]`"}},
+    }
+    return {200: {"description": description, "content": {"text/event-stream": {"itemSchema": event}}}}
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -92,6 +105,15 @@ def _validation_message(errors: list[Any]) -> str:
     return "; ".join(parts) or "The request is not valid."
 
 
+def _blank_question(errors: list[Any]) -> bool:
+    """Whether the only problem is an empty or all-blank question (or search query)."""
+    return bool(errors) and all(
+        e.get("type") in ("string_too_short", "string_pattern_mismatch")
+        and tuple(e.get("loc", ()))[-1:] in {(f,) for f in QUESTION_FIELDS}
+        for e in errors
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error the JSON shape above."""
 
@@ -107,10 +129,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response("invalid_request", _validation_message(list(exc.errors())), 422)
+        errors = list(exc.errors())
+        if _blank_question(errors):  # the schema says minLength 1 and not blank; the answer stays as before
+            field = tuple(errors[0].get("loc", ()))[-1]
+            message = "The search query is empty." if field == "q" else EmptyQuestionError().args[0]
+            return error_response(EmptyQuestionError.code, message, EmptyQuestionError.status)
+        return error_response("invalid_request", _validation_message(errors), 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:  # bytes that are not UTF-8 JSON
+            return error_response("invalid_request", "The request body is not valid JSON.", 422)
         codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
         return error_response(codes.get(exc.status_code, "http_error"), str(exc.detail), exc.status_code, exc.headers)
 

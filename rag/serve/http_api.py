@@ -26,12 +26,14 @@ from rag.pipeline import MAX_QUESTION_CHARS, RagPipeline, StreamEvent
 from rag.serve import openai_routes
 from rag.serve.access import NEEDS_ADMIN_KEY, Access, bearer_auth
 from rag.serve.error_responses import (
+    NOT_BLANK,
     CatchAllMiddleware,
     client_message,
     documented,
     error_body,
     error_response,
     install_error_handlers,
+    streamed,
 )
 from rag.serve.feedback import MAX_COMMENT_CHARS, FeedbackLog
 from rag.serve.limits import BodyLimitMiddleware, BodyTooLarge, RateLimiter, rate_limit
@@ -47,7 +49,9 @@ class Turn(BaseModel):
 
 
 class AskRequest(BaseModel):
-    question: str = Field(..., max_length=MAX_QUESTION_CHARS, examples=["What is an AI Growth Zone?"])
+    question: str = Field(
+        ..., min_length=1, max_length=MAX_QUESTION_CHARS, pattern=NOT_BLANK, examples=["What is an AI Growth Zone?"]
+    )
     history: list[Turn] = Field(default_factory=list, max_length=50)
     top_k: int | None = Field(None, ge=1, le=20)
     stream: bool = False
@@ -197,7 +201,7 @@ def add_answer_routes(
     @api.post(
         "/ask",
         summary="Answer a question with citations (JSON, or SSE with `stream: true`)",
-        responses=documented(*ANSWERING),
+        responses=streamed("The answer (JSON), or its events with `stream: true`") | documented(*ANSWERING),
     )
     async def ask(req: AskRequest, request: Request) -> Any:
         history = [t.model_dump() for t in req.history]
@@ -214,7 +218,7 @@ def add_answer_routes(
         responses=documented(400, 401, 422, 429),
     )
     async def search(
-        q: str = Query(..., max_length=MAX_QUESTION_CHARS, description="the query"),
+        q: str = Query(..., min_length=1, max_length=MAX_QUESTION_CHARS, pattern=NOT_BLANK, description="the query"),
         k: int = Query(5, ge=1, le=50, description="how many passages"),
     ) -> dict[str, Any]:
         return await run_in_threadpool(search_results, pipeline, q, k, library)
@@ -278,7 +282,7 @@ def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Sett
         status_code=201,
         summary="Upload a PDF, DOCX, HTML, Markdown or text file into the index",
         openapi_extra={"requestBody": UPLOAD_BODY},
-        responses=documented(400, 401, 403, 413, 429),
+        responses=documented(400, 401, 403, 413, 429, 503),
         dependencies=[Depends(same_origin(origins)), admin],
     )
     async def upload_document(request: Request) -> dict[str, Any]:
@@ -290,7 +294,7 @@ def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Sett
         "/documents/{doc_id}",
         summary="Remove an uploaded document",
         dependencies=[admin],
-        responses=documented(400, 401, 404, 422, 429),
+        responses=documented(400, 401, 404, 422, 429, 503),
     )
     async def delete_document(doc_id: str) -> dict[str, Any]:
         await run_in_threadpool(library.remove, doc_id)

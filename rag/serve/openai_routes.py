@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rag.errors import BadInputError, RagError
 from rag.library import DocumentLibrary
 from rag.pipeline import RagPipeline, StreamEvent
-from rag.serve.error_responses import client_message, documented
+from rag.serve.error_responses import client_message, documented, streamed
 from rag.serve.prometheus import Metrics
 from rag.serve.provenance import sources_json, uploaded_ids
 from rag.serve.streaming import AnswerGate, AnswerStream, Frame
@@ -137,7 +137,8 @@ def make_router(
     @router.post(
         "/chat/completions",
         summary="Answer the last user message, OpenAI chat format",
-        responses=documented(400, 401, 413, 422, 429, 502, 503, 504),
+        responses=streamed("The completion (JSON), or its chunks with `stream: true`")
+        | documented(400, 401, 413, 422, 429, 502, 503, 504),
     )
     async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
         question, history = split_messages(req.messages)

@@ -44,6 +44,7 @@ def build_app(pipeline: RagPipeline, settings: Settings, library: DocumentLibrar
         A FastAPI app ready for uvicorn.
     """
     library = library or DocumentLibrary(pipeline.retriever, settings)
+    library.reconcile()  # after a crash mid-upload, or an index saved by another process without an upload
     feedback = FeedbackLog.from_settings(settings)
     app = create_app(pipeline, library, settings, feedback=feedback)
     metrics = app.state.metrics

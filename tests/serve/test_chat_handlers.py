@@ -92,7 +92,7 @@ def test_documents_listing_open_add_and_remove(make_chat, tmp_path):
     broken = tmp_path / "broken.docx"
     broken.write_bytes(b"not a zip")
     failed = h.add_document(pipe, library, str(broken))
-    assert "could not be read" in failed.note and failed.clear_file and failed.listing is None
+    assert "is not a Word .docx file" in failed.note and failed.clear_file and failed.listing is None
 
     note = tmp_path / "zephyr-note.md"
     note.write_text(NOTE, encoding="utf-8")

@@ -119,7 +119,7 @@ def test_chat_cites_follows_up_and_answers_from_an_upload(app_url, browser, sett
     broken.write_bytes(b"not a zip file")
     page.locator("#rag-upload input[type=file]").set_input_files(str(broken))
     page.locator("#rag-add").click()
-    expect(page.locator("#rag-upload-note")).to_contain_text("could not be read", timeout=20_000)
+    expect(page.locator("#rag-upload-note")).to_contain_text("is not a Word .docx file", timeout=20_000)
     expect(table).to_contain_text("3 documents in the index")
 
     note = tmp_path / "zephyr-note.md"
