@@ -4,32 +4,44 @@ A saved index is a build folder `index/builds/<id>/` holding `manifest.json`, `c
 `documents.jsonl` and what the vector store keeps there (`vectors.faiss` for FAISS; a Milvus
 collection lives in Milvus and the manifest names it); the file `index/CURRENT` names the build
 in use and is replaced atomically, so an interrupted build leaves the previous index usable.
-This module does not chunk or embed; `rag.indexing` drives a build, `rag.stores` holds vectors.
+Every file, the build folder and the pointer are fsynced before the next step; the manifest
+records a sha256 per file, checked on load, so a damaged file is reported, never used. Writers
+hold `index/.write.lock` (`write_lock`) while they save. This module does not chunk or embed;
+`rag.indexing` drives a build, `rag.stores` holds vectors.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.errors import IndexMissingError, IndexStaleError
+from rag.errors import IndexMissingError, IndexStaleError, ServerBusyError
 from rag.stores.base import VectorIndex, chunk_key
 from rag.types import Chunk, Document
 
 if TYPE_CHECKING:
     from rag.settings import Settings
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 2  # 2: vectors keyed by chunk id (`rag.stores`), store named in the manifest
 CHUNKER_VERSION = 1  # bump when chunking logic changes, so old indexes read as stale
+WRITE_LOCK = ".write.lock"  # in the index folder; every writer of the saved index holds it
+TMP_KEEP_SECONDS = 600.0  # a `.tmp-*` build younger than this may be another writer's, still going
+HINT = "rebuild it with `python -m rag index` (or `make index`)"
 
 
 @dataclass
@@ -115,8 +127,102 @@ def make_manifest(
     }
 
 
+@contextlib.contextmanager
+def write_lock(index_dir: Path, wait_s: float | None = None) -> Iterator[None]:
+    """Hold `index_dir/.write.lock` (an exclusive `flock`, shared with other processes).
+
+    Args:
+        wait_s: give up after this many seconds; `None` waits as long as it takes.
+
+    Raises:
+        ServerBusyError: another writer kept the lock past `wait_s`.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / WRITE_LOCK, "a") as f:
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise ServerBusyError(
+                        "Another process is writing the index (a rebuild?); try again when it has finished."
+                    ) from None
+                if not told:
+                    log.info("waiting for %s: another process is writing the index", index_dir / WRITE_LOCK)
+                    told = True
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder (a folder's fsync makes the names in it, and renames, durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def build_files(folder: Path) -> dict[str, str]:
+    """`{relative name: sha256}` of every file in a build folder but the manifest, which lists them."""
+    return {
+        str(p.relative_to(folder)): file_sha256(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+def _build_started(name: str) -> str | None:
+    """The sortable start stamp of a build folder name: `"20261130T161400-12-345"` -> `"20261130T161400"`."""
+    stamp = name.split("-", 1)[0]
+    return stamp if len(stamp) == 15 and stamp[8] == "T" and stamp.replace("T", "").isdigit() else None
+
+
+def _drop_old_builds(index_dir: Path, keep: Path) -> None:
+    """Delete builds that nobody can be using: finished builds started before `keep` (the build just
+    made current) that `CURRENT` does not name, and `.tmp-*` builds untouched for `TMP_KEEP_SECONDS`
+    (left by a crash). A newer build, or a fresh `.tmp-*`, may be another writer's, so it stays."""
+    builds = keep.parent
+    try:
+        named = (index_dir / "CURRENT").read_text().strip()
+    except OSError:
+        named = keep.name
+    ours = _build_started(keep.name) or ""
+    for old in builds.iterdir():
+        if old.name in (keep.name, named):
+            continue
+        if old.name.startswith(".tmp-"):
+            try:
+                idle = time.time() - old.stat().st_mtime
+            except OSError:
+                continue
+            if idle < TMP_KEEP_SECONDS:
+                continue
+        else:
+            started = _build_started(old.name)
+            if started is None or started >= ours:
+                continue
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def save_index(index_dir: Path, data: IndexData) -> Path:
-    """Write a new build folder, then point `CURRENT` at it atomically and drop older builds.
+    """Write a new build folder, fsync it, point `CURRENT` at it atomically, then drop old builds.
+
+    Call it holding `write_lock(index_dir)`; the manifest gains `files` (a sha256 per file).
 
     Returns:
         The new build folder.
@@ -133,14 +239,22 @@ def save_index(index_dir: Path, data: IndexData) -> Path:
     with open(tmp / "documents.jsonl", "w", encoding="utf-8") as f:
         for d in data.documents.values():
             f.write(json.dumps(asdict(d), ensure_ascii=False) + "\n")
+    data.manifest["files"] = build_files(tmp)
     (tmp / "manifest.json").write_text(json.dumps(data.manifest, indent=2))
+    for p in tmp.rglob("*"):
+        if p.is_file():
+            fsync_path(p)
+    fsync_path(tmp)
     os.replace(tmp, build)
+    fsync_path(builds)
     pointer = index_dir / ".CURRENT.tmp"
-    pointer.write_text(build.name + "\n")
+    with open(pointer, "w") as f:
+        f.write(build.name + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(pointer, index_dir / "CURRENT")
-    for old in builds.iterdir():
-        if old.name != build.name:
-            shutil.rmtree(old, ignore_errors=True)
+    fsync_path(index_dir)
+    _drop_old_builds(index_dir, build)
     return build
 
 
@@ -184,6 +298,31 @@ def check_manifest(manifest: dict[str, Any], expected: dict[str, Any]) -> None:
         )
 
 
+def verify_files(build: Path, manifest: dict[str, Any]) -> None:
+    """Check every file the manifest lists against its recorded sha256.
+
+    A manifest written before checksums were recorded has no `files`; it is loaded unchecked, with
+    a warning, until the next save writes them.
+
+    Raises:
+        IndexMissingError: a file is missing, truncated or changed since it was saved.
+    """
+    files = manifest.get("files")
+    if files is None:
+        log.warning("the index in %s has no checksums (saved by an older version); it is not checked", build)
+        return
+    for name, want in files.items():
+        path = build / name
+        try:
+            got = file_sha256(path)
+        except OSError:
+            raise IndexMissingError(f"the index in {build} is damaged ({name} is missing): {HINT}") from None
+        if got != want:
+            raise IndexMissingError(
+                f"the index in {build} is damaged ({name} does not match its checksum; truncated or corrupted?): {HINT}"
+            )
+
+
 def load_index(index_dir: Path, expected: dict[str, Any] | None = None, settings: Settings | None = None) -> IndexData:
     """Load the current build, checking its manifest against `expected` when given.
 
@@ -191,7 +330,7 @@ def load_index(index_dir: Path, expected: dict[str, Any] | None = None, settings
         settings: how to reach a Milvus store (URI, token); default `Settings()`.
 
     Raises:
-        IndexMissingError: no index, or its files are unreadable.
+        IndexMissingError: no index, or its files are unreadable, or one fails its checksum.
         IndexStaleError: the manifest does not match `expected`, or a Milvus collection is out of step.
         VectorStoreError: the Milvus server cannot be reached.
     """
@@ -200,6 +339,7 @@ def load_index(index_dir: Path, expected: dict[str, Any] | None = None, settings
     build, manifest = read_manifest(index_dir)
     if expected:
         check_manifest(manifest, expected)
+    verify_files(build, manifest)
     try:
         with open(build / "chunks.jsonl", encoding="utf-8") as f:
             chunks = [Chunk.from_dict(json.loads(line)) for line in f]

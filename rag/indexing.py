@@ -1,7 +1,10 @@
 """Build, check and update the saved index: corpus files -> documents -> chunks -> vectors.
 
 The one place that knows which files make up the index (the corpus folder plus user uploads)
-and what a fresh manifest should say. Retrieval lives in `rag.retrieval`.
+and what a fresh manifest should say. A build hashes the files before it reads them, so a file
+added or changed meanwhile leaves the saved index stale (rebuilt at the next start), never fresh
+but missing it; it saves holding `index/.write.lock`, like the document library. Retrieval lives
+in `rag.retrieval`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from rag.index import (
     load_index,
     make_manifest,
     save_index,
+    write_lock,
 )
 from rag.loaders import corpus_files, load_corpus
 from rag.settings import Settings
@@ -48,14 +52,18 @@ def store_label(settings: Settings, embedder: Embedder) -> str:
     return "faiss"
 
 
-def expected_manifest(settings: Settings, embedder: Embedder) -> dict:
-    """What the manifest of an up-to-date index says (the fields that make an index stale)."""
+def expected_manifest(settings: Settings, embedder: Embedder, corpus: str | None = None) -> dict:
+    """What the manifest of an up-to-date index says (the fields that make an index stale).
+
+    Args:
+        corpus: the corpus hash to use; defaults to the hash of the files on disk now.
+    """
     return {
         "store": store_label(settings, embedder),
         "format_version": FORMAT_VERSION,
         "embedding_model": embedder.name,
         "embedding_dim": embedder.dim,
-        "corpus_hash": corpus_hash(source_files(settings), settings.corpus_dir),
+        "corpus_hash": corpus or corpus_hash(source_files(settings), settings.corpus_dir),
         "chunking_hash": chunking_hash(settings.chunk_size, settings.chunk_overlap),
     }
 
@@ -74,7 +82,7 @@ def load_documents(settings: Settings) -> list[Document]:
 
 
 def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -> IndexData:
-    """Load, chunk and embed every document, then save the index atomically.
+    """Load, chunk and embed every document, then save the index atomically, holding the write lock.
 
     Returns:
         The new index, already saved under `settings.index_dir`.
@@ -85,11 +93,14 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
     """
     store = make_store(settings, embedder.dim, embedder.name)  # fail early, before embedding
     t0 = time.perf_counter()
+    # Hashed before reading: a file that changes from here on makes the saved index stale, so the
+    # next start rebuilds it; hashed after, such a file would look indexed while it is not.
+    corpus = corpus_hash(source_files(settings), settings.corpus_dir)
     docs = load_documents(settings)
     chunks = chunk_corpus(docs, settings.chunk_size, settings.chunk_overlap)
     log.info("embedding %d chunks from %d documents", len(chunks), len(docs))
     vectors = embedder.embed_documents([embedding_text(c) for c in chunks], progress=progress)
-    expected = expected_manifest(settings, embedder)
+    expected = expected_manifest(settings, embedder, corpus)
     manifest = make_manifest(
         embedder_name=embedder.name,
         dim=embedder.dim,
@@ -103,7 +114,10 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
     store.build(chunk_keys(chunks), vectors, chunks)
     manifest["build_seconds"] = round(time.perf_counter() - t0, 2)
     data = IndexData(manifest, chunks, store, {d.doc_id: d for d in docs})
-    save_index(settings.index_dir, data)
+    # Only the save holds the lock: uploads go on during the (long) embedding, and one saved
+    # meanwhile is left out of this index but kept in the uploads folder, which `reconcile()` follows.
+    with write_lock(settings.index_dir):
+        save_index(settings.index_dir, data)
     return data
 
 

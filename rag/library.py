@@ -5,7 +5,7 @@ restart. A failed upload changes nothing: no file is left behind and the index i
 The uploads folder is the record of what was uploaded; the index follows it. A file is parsed
 before any lock is taken; the change itself (file, live index, saved index) holds this
 library's lock and a lock file beside the index (`index/.write.lock`), so two libraries, even in
-two processes, never interleave their saves (`rag index` does not take that lock yet). If the
+two processes, never interleave their saves (`rag index` takes it too, to save). If the
 process dies half-way, `reconcile()` (run at start) brings the index back in line with the folder.
 Corpus documents are read-only here; this module does not build indexes from scratch
 (`rag.indexing` does) and knows nothing about HTTP or the browser.
@@ -14,7 +14,6 @@ Corpus documents are read-only here; this module does not build indexes from scr
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -28,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from rag.chunking import chunk_document
-from rag.errors import DocumentError, NotFoundError, ServerBusyError
-from rag.index import IndexData, corpus_hash, save_index
+from rag.errors import DocumentError, NotFoundError
+from rag.index import IndexData, corpus_hash, save_index, write_lock
 from rag.indexing import expected_manifest, source_files, uploads_dir
 from rag.loaders import MAX_PARSE_SECONDS, SUPPORTED_SUFFIXES, check_content, corpus_files, load_untrusted
 from rag.retrieval import HybridRetriever
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_ID_CHARS = 80
-WRITE_LOCK = ".write.lock"  # in the index folder; every writer of the saved index should hold it
 LOCK_WAIT_SECONDS = 120.0
 
 
@@ -354,24 +352,8 @@ class DocumentLibrary:
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
         """This library's lock, then the index folder's lock file (shared with other processes)."""
-        with self._lock:
-            self.settings.index_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.settings.index_dir / WRITE_LOCK, "a") as f:
-                deadline = time.monotonic() + LOCK_WAIT_SECONDS
-                while True:
-                    try:
-                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() > deadline:
-                            raise ServerBusyError(
-                                "Another process is writing the index (a rebuild?); try again when it has finished."
-                            ) from None
-                        time.sleep(0.1)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(f, fcntl.LOCK_UN)
+        with self._lock, write_lock(self.settings.index_dir, LOCK_WAIT_SECONDS):
+            yield
 
     def _is_fresh(self) -> bool:
         """Whether the live index was built from exactly the files on disk now."""

@@ -152,8 +152,8 @@ def test_kill_during_a_removal_leaves_a_whole_state(settings, embedder, index_da
 
 def test_an_upload_saved_while_the_index_is_rebuilt_is_not_lost(settings, embedder, index_data):
     """`rag index` reads the documents, an upload is saved meanwhile, then the rebuild saves an index
-    without it (stamped with the hash of the files on disk at save time, upload included). The next
-    start finds the upload in the folder and indexes it."""
+    without it (stamped with the hash of the files it read, so it reads as stale). The next start
+    finds the upload in the folder and indexes it."""
     library = DocumentLibrary(HybridRetriever(index_data, embedder), settings)
     read, go_on = threading.Event(), threading.Event()
 
