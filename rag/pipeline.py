@@ -24,6 +24,7 @@ from rag.prompts import REFUSAL, answer_messages, rewrite_messages
 from rag.query import with_focus
 from rag.retrieval import HybridRetriever, RetrievalResult
 from rag.settings import Settings, shipped
+from rag.text import names
 from rag.types import Answer, Citation, Hit, SentenceCheck, Timings
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,9 @@ class RagPipeline:
         if not rewritten or len(rewritten) > 3 * len(question) + 200:
             last_user = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
             rewritten = f"{last_user} {question}".strip()
+        # ...or swaps the party the follow-up names for the one discussed before: keep the user's words.
+        if any(n.lower() not in rewritten.lower() for n in names(question)):
+            rewritten = question
         return rewritten
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:

@@ -84,3 +84,10 @@ def test_key_passage_option_quotes_the_closest_sentence_with_its_citation(make_p
     assert "\n\nKey passage: “OpenAI may provide technology to education" in ans.answer
     n = int(ans.answer.rsplit("[", 1)[1].rstrip("]"))
     assert ans.citations[n - 1].doc_id == "openai-deal" and "education" in ans.citations[n - 1].quote
+
+
+def test_a_rewrite_that_drops_the_party_the_follow_up_names_is_not_used(make_pipeline):
+    pipe, _ = make_pipeline(["Who signed the memorandum with OpenAI?", "Cohere will explore data centres [1]."])
+    history = [{"role": "user", "content": "Who signed the OpenAI deal?"}, {"role": "assistant", "content": "X [1]."}]
+    ans = pipe.ask("And who signed the Cohere one?", history)
+    assert ans.standalone_question == "And who signed the Cohere one?"
