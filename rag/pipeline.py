@@ -266,7 +266,6 @@ class RagPipeline:
             yield Token(piece)
         signals = {
             "best_dense": result.best_dense,
-            "rare_terms": float(len(self.retriever.rare_terms(standalone, self.rare_term_max_df or 12))),
             "p_refusal": self.generator.last_opening_p if floor and self.generator.supports_opening_floor else None,
         }
         answer = self.finish(question, standalone, hits, "".join(pieces), signals)
@@ -290,6 +289,7 @@ class RagPipeline:
         # The quote may stand in for an answer only when it says what kind of thing was asked.
         quote_fits = quote is not None and answers_the_question(standalone, quote.text(hits)) is not False
         signals = dict(signals)
+        signals["rare_terms"] = float(len(self.retriever.rare_terms(standalone, self.rare_term_max_df or 3)))
         signals["best_sentence"] = quote.score if quote else 0.0
         signals["support"] = max((c.score for c in checked.sentences if c.supported and c.cited), default=0.0)
         signals["model_refused"] = float(is_refusal(raw.strip()[:200]) if raw.strip() else 1.0)

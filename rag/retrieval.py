@@ -7,6 +7,7 @@ fusion, so the model sees distinct evidence. This module does not generate or pr
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -80,6 +81,9 @@ class HybridRetriever:
         # keyword (Milvus' BM25) answers the lexical side; ours still gives `rare_terms` its counts.
         self._keywords = KeywordIndex()
         self._keywords.add(chunk_keys(data.chunks).tolist(), [embedding_text(c) for c in data.chunks])
+        # How many documents (not passages, whose text repeats their title) hold each word.
+        self._doc_words = {d.doc_id: set(tokenize(d.body)) for d in data.documents.values()}
+        self._doc_freq: Counter[str] = Counter(w for ws in self._doc_words.values() for w in ws)
         self._set(data)
 
     def _set(self, data: IndexData) -> None:
@@ -123,11 +127,17 @@ class HybridRetriever:
         return RetrievalResult(hits, best_dense)
 
     def rare_terms(self, query: str, max_df: int) -> list[str]:
-        """The query's words that occur in at least one and at most `max_df` passages: names and terms
+        """The query's words that occur in at least one and at most `max_df` documents: names and terms
         specific enough that their presence means the corpus is about them ("Humphrey", "Caddy")."""
         with self._lock:
-            df = self._bm25.doc_freq
-        return [w for w in dict.fromkeys(tokenize(query)) if 0 < df.get(w, 0) <= max_df]
+            return [w for w in dict.fromkeys(tokenize(query)) if 0 < self._doc_freq.get(w, 0) <= max_df]
+
+    def _count_words(self, doc_id: str, words: set[str] | None) -> None:
+        """Replace `doc_id`'s words in the document counts (None removes the document)."""
+        self._doc_freq.subtract(self._doc_words.pop(doc_id, set()))
+        if words is not None:
+            self._doc_words[doc_id] = words
+            self._doc_freq.update(words)
 
     def add_documents(self, docs: list[Document], chunks: list[Chunk]) -> IndexData:
         """Append documents and their chunks (embedding them) to the store; returns the new index.
@@ -141,6 +151,8 @@ class HybridRetriever:
                 old.vectors.add(chunk_keys(chunks), vecs, chunks)
                 self._keywords.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
             documents = {**old.documents, **{d.doc_id: d for d in docs}}
+            for d in docs:
+                self._count_words(d.doc_id, set(tokenize(d.body)))
             manifest = {**old.manifest, "chunk_count": len(old.chunks) + len(chunks), "doc_count": len(documents)}
             self._set(IndexData(manifest, old.chunks + chunks, old.vectors, documents))
             return self.data
@@ -151,6 +163,7 @@ class HybridRetriever:
             old = self.data
             keep = [c for c in old.chunks if c.doc_id != doc_id]
             documents = {k: v for k, v in old.documents.items() if k != doc_id}
+            self._count_words(doc_id, None)
             manifest = {**old.manifest, "chunk_count": len(keep), "doc_count": len(documents)}
             new = IndexData(manifest, keep, old.vectors, documents)  # maps ids first: searches skip the gone ones
             self._set(new)

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     dedup_threshold: float = Field(0.85, ge=0.0, le=1.0)
     min_relevance: float = Field(0.2, ge=-1.0, le=1.0)  # best dense cosine below this: refuse...
-    rare_term_max_df: int = Field(12, ge=0)  # ...unless a question word occurs in 1..this many passages
+    rare_term_max_df: int = Field(3, ge=0)  # ...unless a question word occurs in 1..this many documents
     # A question about "the deal" that names no one is about the documents' focus: search for it too.
     focus_query: str = "UK government OpenAI strategic partnership memorandum of understanding"
 

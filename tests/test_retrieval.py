@@ -36,3 +36,14 @@ def test_near_duplicates_are_removed_and_documents_can_be_added_and_removed(inde
     r.remove_document("copy")
     assert "copy" not in r.documents and all(c.doc_id != "copy" for c in r.chunks)
     assert len(r.data.vectors) == len(r.chunks)
+
+
+def test_rare_terms_count_documents_and_follow_uploads(index_data, embedder):
+    r = HybridRetriever(index_data, embedder, candidates=10)
+    assert r.rare_terms("What is Cohere doing?", 1) == ["cohere"]  # in one of the three documents
+    assert r.rare_terms("What is Cohere doing?", 0) == []
+    doc = Document("extra", "Extra", "Cohere also trains staff. Cohere again.", publisher="T")
+    r.add_documents([doc], chunk_document(doc, 300, 40))
+    assert "cohere" not in r.rare_terms("Cohere", 1) and r.rare_terms("Cohere", 2) == ["cohere"]
+    r.remove_document("extra")
+    assert r.rare_terms("Cohere", 1) == ["cohere"]
