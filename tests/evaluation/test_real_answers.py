@@ -32,17 +32,23 @@ def test_answer_evaluation_on_a_fixed_subset(qwen15, real_pipeline, tmp_path):
     assert summary["key_fact_accuracy"] >= FLOORS["key_fact_accuracy"]
     assert summary["citation_validity"] >= FLOORS["citation_validity"]
     assert summary["citation_precision"] >= FLOORS["citation_precision"]
+    assert summary["citation_precision_gold"] >= FLOORS["citation_precision_gold"]
     assert summary["false_refusal_rate"] <= FLOORS["false_refusal_rate_max"]
+    assert summary["refusal_recall"] >= FLOORS["refusal_recall"]
     assert (tmp_path / "run" / "report.md").is_file()
 
 
-# Measured 2026-11-27 (commit after "README quick start"): hit@5 1.0, key facts 0.6, citation
-# validity 1.0, citation precision 0.72, false refusals 0.2 (2 of 10); refusal recall 0.5 (1 of 2)
-# with the refusal floor at 0.35.
+# Measured 2026-11-30 on these 12 items with the shipped answer path (worked examples, focus,
+# rare-word gate, citation and answer-type checks, fitted decision; replay of the dev run
+# evals/runs/dev-final-d): hit@5 1.0, key facts 0.7, citation validity 1.0, citation precision
+# 0.833, gold citation precision 0.7, false refusals 0.0 (0 of 10), refusal recall 1.0 (2 of 2).
+# Each floor leaves room for one item to move (before: key facts 0.6, false refusals 0.2).
 FLOORS = {
     "hit_at_5": 0.9,
-    "key_fact_accuracy": 0.5,
+    "key_fact_accuracy": 0.6,
     "citation_validity": 0.9,
-    "citation_precision": 0.6,
-    "false_refusal_rate_max": 0.3,
+    "citation_precision": 0.7,
+    "citation_precision_gold": 0.6,
+    "false_refusal_rate_max": 0.1,
+    "refusal_recall": 0.5,
 }

@@ -21,9 +21,10 @@ from tests.fakes import ScriptedGenerator
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Measured 2026-11-27 on the 231-item set (193 answerable) with 500-character chunks: hit@5 0.948
-# (dev 0.959, test 0.937), recall@5 0.922, MRR 0.856. The floor leaves room for two or three items to move, not for a real regression.
-HIT_AT_5_FLOOR = 0.92
+# Measured 2026-11-30 on the 231-item set (193 answerable) with 500-character chunks and the focus
+# query: hit@5 0.974 (dev 0.959, test 0.989), recall@5 0.952, MRR 0.879 (2026-11-27: 0.948).
+# The floors leave room for two or three items to move, not for a real regression.
+HIT_AT_5_FLOOR = 0.96
 
 
 @pytest.mark.slow
@@ -55,4 +56,4 @@ def test_retrieval_hit_at_5_on_the_real_set(tmp_path):
     assert summary["n"] == len(items) == len(records)
     assert summary["hit_at_5"] >= HIT_AT_5_FLOOR, "\n".join(misses)
     for split in ("dev", "test"):
-        assert summarise([r for r in records if r["split"] == split])["hit_at_5"] >= 0.9, split
+        assert summarise([r for r in records if r["split"] == split])["hit_at_5"] >= 0.94, split
