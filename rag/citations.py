@@ -10,7 +10,6 @@ This module does not retrieve or generate.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,7 +18,7 @@ from rag.lexical import STOP_WORDS, tokenize
 from rag.prompts import REFUSAL
 from rag.settings import shipped
 from rag.text import CAPITALISED, names, parse_markers, proper_nouns, sentence_spans, split_sentences
-from rag.types import Citation, Hit, SentenceCheck
+from rag.types import CheckedAnswer, Citation, Hit, SentenceCheck
 
 __all__ = ["CitationChecker", "CheckedAnswer", "parse_markers", "split_sentences", "is_refusal"]
 
@@ -33,14 +32,6 @@ _REFUSAL_LIKE = re.compile(
 
 
 TERSE_WORDS = 3  # claims with fewer content words than this are scored with their question
-
-
-@dataclass
-class CheckedAnswer:
-    text: str
-    refused: bool
-    citations: list[Citation]
-    sentences: list[SentenceCheck]
 
 
 def is_refusal(text: str) -> bool:

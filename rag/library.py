@@ -22,9 +22,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from rag.chunking import chunk_document
 from rag.errors import DocumentError, NotFoundError
@@ -33,30 +31,13 @@ from rag.indexing import expected_manifest, source_files, uploads_dir
 from rag.loaders import MAX_PARSE_SECONDS, SUPPORTED_SUFFIXES, check_content, corpus_files, load_untrusted
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
-from rag.types import Chunk, Document
+from rag.types import Chunk, Document, DocumentInfo
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_ID_CHARS = 80
 LOCK_WAIT_SECONDS = 120.0
-
-
-@dataclass
-class DocumentInfo:
-    """What the document list shows: metadata, passage count, and whether a user uploaded it."""
-
-    doc_id: str
-    title: str
-    publisher: str
-    date: str
-    source_url: str
-    licence: str
-    chunks: int
-    uploaded: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def slugify(name: str) -> str:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from rag.chunking import embedding_text
 from rag.embedding import Embedder
 from rag.index import IndexData
 from rag.lexical import KeywordIndex, tokenize
 from rag.stores.base import chunk_key, chunk_keys
-from rag.types import Chunk, Document, Hit
+from rag.types import Chunk, Document, Hit, RetrievalResult
 
 
 def rrf(rankings: list[list[int]], k: int = 60) -> list[tuple[int, float]]:
@@ -49,12 +48,6 @@ class KeywordsByRow:
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         return self.data.to_rows(self._search(query, k))
-
-
-@dataclass
-class RetrievalResult:
-    hits: list[Hit]
-    best_dense: float  # cosine of the best dense candidate: a relevance signal for refusal
 
 
 class HybridRetriever:

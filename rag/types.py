@@ -141,3 +141,39 @@ class Answer:
             "timings": {k: round(v, 4) for k, v in asdict(self.timings).items()},
             "model": self.model,
         }
+
+
+@dataclass
+class CheckedAnswer:
+    """The citation check's verdict on a raw answer: the cleaned text, whether it is the refusal,
+    its citations (renumbered from 1) and the verdict per sentence."""
+
+    text: str
+    refused: bool
+    citations: list[Citation]
+    sentences: list[SentenceCheck]
+
+
+@dataclass
+class RetrievalResult:
+    """The passages retrieved for a query, best first, and the best dense score (a relevance signal)."""
+
+    hits: list[Hit]
+    best_dense: float
+
+
+@dataclass
+class DocumentInfo:
+    """What the document list shows: metadata, passage count, and whether a user uploaded it."""
+
+    doc_id: str
+    title: str
+    publisher: str
+    date: str
+    source_url: str
+    licence: str
+    chunks: int
+    uploaded: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
