@@ -189,6 +189,21 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
 # --- names ---------------------------------------------------------------------------------------
 
 CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[-’'][A-Za-z]+)*\b")
@@ -235,18 +250,7 @@ NOT_NAMES = frozenset(w.capitalize() for w in STOP_WORDS) | frozenset(
         "MoU",
         "Agreement",
         "Partnership",
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
+        *MONTHS,
     ]
 )
 _RUN = re.compile(r"[A-Z][\w’'-]*(?:[ \t]+[A-Z][\w’'-]*)*")

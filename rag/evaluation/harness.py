@@ -20,6 +20,7 @@ from rag.evaluation.qaset import QAItem
 from rag.evaluation.records import append_record, done_keys, read_records
 from rag.evaluation.scoring import quote_spans, score_answer, score_retrieval, summarise
 from rag.pipeline import RagPipeline
+from rag.types import Answer
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,12 @@ def evaluate_item(pipeline: RagPipeline, item: QAItem, bodies: dict[str, str], r
             scores=scores,
         )
         return record
-    answer = pipeline.ask(item.question, item.history)
+    return _answer_record(item, pipeline.ask(item.question, item.history), quotes)
+
+
+def _answer_record(item: QAItem, answer: Answer, quotes: list) -> dict[str, Any]:
+    """The results.jsonl record of a full run's item (see evals/README.md)."""
+    record = _base(item)
     record.update(
         answer=answer.to_dict(),
         raw_answer=answer.raw_answer,
@@ -217,16 +223,7 @@ def replay_eval(
             answer.answer, answer.refused, answer.citations, answer.raw_answer = old["answer"], True, [], ""
         answer.timings = Timings(**old["timings"])
         answer.tokens = rec["scores"].get("tokens", 0)
-        record = _base(item)
-        record.update(
-            answer=answer.to_dict(),
-            raw_answer=answer.raw_answer,
-            standalone_question=answer.standalone_question,
-            sentences=[asdict(s) for s in answer.sentences],
-            signals=answer.signals,
-            scores=score_answer(item, answer, quote_spans(item, bodies)),
-        )
-        records.append(record)
+        records.append(_answer_record(item, answer, quote_spans(item, bodies)))
     with open(out_dir / RESULTS, "w", encoding="utf-8") as f:
         for r in records:
             append_record(f, r)

@@ -12,23 +12,9 @@ import re
 from typing import Any
 
 from rag.library import DocumentInfo
-from rag.text import MARKER, marker_numbers
+from rag.text import MARKER, MONTHS, marker_numbers
 from rag.types import Answer, Citation, Document
 
-_MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
 _LIST_MARK = re.compile(r"^(\x00?)\s*[-*+] (?=\S)")  # \x00 stands for an opening <mark>
 _HEADING_MARK = re.compile(r"^(\x00?)#{1,6} (?=\S)")
 
@@ -63,7 +49,7 @@ def format_date(iso: str) -> str:
     m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", (iso or "").strip())
     if not m or not 1 <= int(m.group(2)) <= 12:
         return iso or ""
-    return f"{int(m.group(3))} {_MONTHS[int(m.group(2)) - 1]} {m.group(1)}"
+    return f"{int(m.group(3))} {MONTHS[int(m.group(2)) - 1]} {m.group(1)}"
 
 
 def source_anchor(turn: int, n: int) -> str:

@@ -143,3 +143,18 @@ def test_a_folder_of_another_kind_of_run_is_refused(tmp_path, eval_pipeline, tin
 def test_retrieval_query_prefixes_the_last_user_turn(tiny_items):
     assert retrieval_query(tiny_items[0]) == tiny_items[0].question
     assert retrieval_query(tiny_items[3]) == f"{HISTORY[0]['content']} How many workers will it train?"
+
+
+def test_replay_re_decides_recorded_answers_without_the_model(tmp_path, eval_pipeline, tiny_items):
+    from rag.evaluation.harness import replay_eval
+
+    pipe, gen = eval_pipeline()
+    first = run_eval(pipe, tiny_items, tmp_path / "run", progress=False, report=False)
+    calls = len(gen.prompts)
+    again = replay_eval(pipe, tiny_items, tmp_path / "run", tmp_path / "replayed", progress=False)
+    assert len(gen.prompts) == calls  # no model call
+    for key in ("key_fact_accuracy", "refusal_recall", "false_refusal_rate", "citation_precision_gold"):
+        assert again[key] == first[key], key
+    with pytest.raises(BadInputError):
+        run_eval(pipe, tiny_items, tmp_path / "ret", retrieval_only=True, progress=False, report=False)
+        replay_eval(pipe, tiny_items, tmp_path / "ret", tmp_path / "x", progress=False)
