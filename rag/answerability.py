@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -42,10 +43,10 @@ class Quote:
         return hits[self.hit].chunk.text[self.start : self.end]
 
 
-def best_sentence(question: str, hits: list[Hit], embedder: Embedder | None) -> Quote | None:
-    """The passage sentence closest to the question: 0.5 * cosine + 0.5 * share of question words.
+def ranked_sentences(question: str, hits: list[Hit], embedder: Embedder | None) -> list[Quote]:
+    """The passages' sentences, closest to the question first: 0.5 * cosine + 0.5 * share of question words.
 
-    Returns None when there are no passages.
+    Sentences of fewer than three words are left out. Empty when there are no passages.
     """
     cands: list[tuple[int, int, int, str]] = []
     for i, h in enumerate(hits):
@@ -54,7 +55,7 @@ def best_sentence(question: str, hits: list[Hit], embedder: Embedder | None) -> 
             if len(tokenize(text)) >= 3:
                 cands.append((i, s, e, text))
     if not cands:
-        return None
+        return []
     want = set(tokenize(question))
     lex = np.array([len(want & set(tokenize(t))) / max(len(want), 1) for *_, t in cands], dtype=np.float32)
     if embedder is not None:
@@ -63,9 +64,42 @@ def best_sentence(question: str, hits: list[Hit], embedder: Embedder | None) -> 
         score = 0.5 * np.clip(sv @ qv, 0.0, 1.0) + 0.5 * lex
     else:
         score = lex
-    best = int(np.argmax(score))
-    i, s, e, _ = cands[best]
-    return Quote(i, s, e, float(score[best]))
+    order = np.argsort(-score, kind="stable")
+    return [Quote(cands[b][0], cands[b][1], cands[b][2], float(score[b])) for b in order]
+
+
+def best_sentence(question: str, hits: list[Hit], embedder: Embedder | None) -> Quote | None:
+    """The passage sentence closest to the question (see `ranked_sentences`); None without passages."""
+    ranked = ranked_sentences(question, hits, embedder)
+    return ranked[0] if ranked else None
+
+
+def key_excerpt(
+    ranked: list[Quote], hits: list[Hit], cited: set[int], answer: str, fits: Callable[[str], bool | None]
+) -> list[Quote]:
+    """The sentences that back an answer: the best-ranked sentence of a passage the answer cites,
+    with the better-ranked of its two neighbours, in the passage's order.
+
+    A sentence is passed over when the answer already says it (four in five of its words are in
+    `answer`), and the first one also when `fits(text)` is False (it does not state the kind of
+    thing asked). `ranked` is `ranked_sentences` over `hits`; `cited` holds indexes into `hits`.
+    Empty when nothing qualifies.
+    """
+    said = set(tokenize(answer))
+
+    def new(q: Quote) -> bool:
+        words = tokenize(q.text(hits))
+        return bool(words) and sum(w in said for w in words) < 0.8 * len(words)
+
+    for q in ranked:
+        if q.hit not in cited or not new(q) or fits(q.text(hits)) is False:
+            continue
+        spans = sentence_spans(hits[q.hit].chunk.text)
+        at = spans.index((q.start, q.end))
+        nbrs = [r for r in ranked if r.hit == q.hit and (r.start, r.end) in spans[max(at - 1, 0) : at + 2]]
+        nbr = next((r for r in nbrs if r is not q and new(r)), None)
+        return sorted([q, nbr] if nbr else [q], key=lambda r: r.start)
+    return []
 
 
 @dataclass
@@ -136,12 +170,22 @@ def fit(rows: list[dict[str, float]], labels: list[bool], l2: float = 1.0, steps
 
 
 def choose_threshold(probs: list[float], labels: list[bool], max_false_refusals: float = 0.10) -> float:
-    """The highest threshold whose false-refusal rate (answerable items below it) is at most the target.
+    """The threshold that best separates the two kinds (most unanswerable items refused minus
+    answerable items refused) among those refusing at most `max_false_refusals` of the answerable
+    items; the lowest such threshold on a tie, so no answer is refused for nothing.
 
-    `choose_threshold([0.9, 0.2, 0.6], [True, False, True], 0.0)` -> `0.6`.
+    `choose_threshold([0.9, 0.6, 0.3, 0.2], [True, True, True, False], 0.5)` -> `0.3`.
     """
-    pos = sorted(p for p, y in zip(probs, labels, strict=True) if y)
+    pos = [p for p, y in zip(probs, labels, strict=True) if y]
+    neg = [p for p, y in zip(probs, labels, strict=True) if not y]
     if not pos:
         return 0.5
-    allowed = int(math.floor(max_false_refusals * len(pos)))
-    return float(pos[allowed])
+    best, best_gain = min(probs), -1.0
+    for t in sorted(set(probs)):
+        fr = sum(p < t for p in pos) / len(pos)
+        if fr > max_false_refusals:
+            break
+        gain = (sum(p < t for p in neg) / len(neg) if neg else 0.0) - fr
+        if gain > best_gain:
+            best, best_gain = t, gain
+    return float(best)

@@ -11,10 +11,11 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from rag.answer_type import answers_the_question
-from rag.answerability import AnswerabilityModel, best_sentence
+from rag.answerability import AnswerabilityModel, Quote, key_excerpt, ranked_sentences
 from rag.citations import CheckedAnswer, CitationChecker, is_refusal
 from rag.embedding import Embedder
 from rag.errors import BadInputError, EmptyQuestionError
@@ -24,10 +25,13 @@ from rag.prompts import REFUSAL, answer_messages, rewrite_messages
 from rag.query import with_focus
 from rag.retrieval import HybridRetriever, RetrievalResult
 from rag.settings import Settings, shipped
-from rag.text import names
+from rag.text import names, strip_markers
 from rag.types import Answer, Citation, Hit, SentenceCheck, Timings
 
 log = logging.getLogger(__name__)
+
+# How an answer made of a passage quote opens (when the model could not phrase one).
+QUOTED_ANSWER_OPENING = "The documents say: "
 
 MAX_QUESTION_CHARS = 2000
 
@@ -285,7 +289,8 @@ class RagPipeline:
         quoted with its citation. `signals` gains the check's and the quote's scores.
         """
         checked = self.checker.check(raw, hits, standalone)
-        quote = best_sentence(standalone, hits, self.checker.embedder)
+        ranked = ranked_sentences(standalone, hits, self.checker.embedder)
+        quote = ranked[0] if ranked else None
         # The quote may stand in for an answer only when it says what kind of thing was asked.
         quote_fits = quote is not None and answers_the_question(standalone, quote.text(hits)) is not False
         signals = dict(signals)
@@ -308,8 +313,12 @@ class RagPipeline:
                 checked = CheckedAnswer(REFUSAL, True, [], checked.sentences)
             elif p >= self.answerability.threshold and checked.refused and quote_fits:
                 checked = quoted_answer(hits, quote.hit, quote.start, quote.end, checked.sentences)
-        if self.key_passage and not checked.refused and quote_fits and not checked.text.startswith("The documents say"):
-            checked = with_key_passage(checked, hits, quote.hit, quote.start, quote.end)
+        if self.key_passage and not checked.refused and not checked.text.startswith(QUOTED_ANSWER_OPENING):
+            cited = {i for i, h in enumerate(hits) if h.chunk.chunk_id in {c.chunk_id for c in checked.citations}}
+            fit = partial(answers_the_question, standalone)
+            key = key_excerpt(ranked, hits, cited, strip_markers(checked.text), fit)
+            if key:
+                checked = with_key_passage(checked, hits, key)
         return Answer(
             question=question,
             answer=checked.text,
@@ -336,23 +345,18 @@ def quoted_answer(hits: list[Hit], j: int, start: int, end: int, checks: list[Se
     """An answer that quotes passage `j`'s text[start:end] with citation [1], for when the model
     could not phrase one: `The documents say: “…” [1]`."""
     citation = _quote_citation(hits, j, start, end, 1)
-    return CheckedAnswer(f"The documents say: “{citation.quote}” [1]", False, [citation], checks)
+    return CheckedAnswer(f"{QUOTED_ANSWER_OPENING}“{citation.quote}” [1]", False, [citation], checks)
 
 
-def with_key_passage(checked: CheckedAnswer, hits: list[Hit], j: int, start: int, end: int) -> CheckedAnswer:
-    """`checked` followed by the key passage sentence, quoted with its citation (reusing the number
-    of a citation to the same passage): `… [1]\n\nKey passage: “…” [2]`. Unchanged when the
-    answer already quotes that sentence."""
-    key = _quote_citation(hits, j, start, end, len(checked.citations) + 1)
-    if key.quote in checked.text:
-        return checked
-    same = next((c for c in checked.citations if c.chunk_id == key.chunk_id), None)
-    citations = list(checked.citations)
-    if same is None:
-        citations.append(key)
-    n = same.n if same else key.n
-    text = f"{checked.text}\n\nKey passage: “{key.quote}” [{n}]"
-    return CheckedAnswer(text, checked.refused, citations, checked.sentences)
+def with_key_passage(checked: CheckedAnswer, hits: list[Hit], key: list[Quote]) -> CheckedAnswer:
+    """`checked` followed by the key passage: sentences of one passage that the answer cites, each
+    quoted with that passage's number, `… [1]\n\nKey passage: “…” [1] “…” [1]`."""
+    j = key[0].hit
+    n = next(c.n for c in checked.citations if c.chunk_id == hits[j].chunk.chunk_id)
+    quotes = " ".join(f"“{' '.join(q.text(hits).split())}” [{n}]" for q in key)
+    return CheckedAnswer(
+        f"{checked.text}\n\nKey passage: {quotes}", checked.refused, checked.citations, checked.sentences
+    )
 
 
 def _quote_citation(hits: list[Hit], j: int, start: int, end: int, n: int) -> Citation:

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
 
     # Citation check.
     support_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    key_passage: bool = False  # end every answer with the passage sentence closest to the question, quoted
+    key_passage: bool = True  # end every answer with the sentences of a cited passage closest to the question, quoted
     answer_type_check: bool = True  # "how much/how many/who/where/when" answers must state that kind of thing
     unsupported: Literal["drop", "flag"] = "drop"
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from rag.answerability import AnswerabilityModel, best_sentence, choose_threshold, fit
+from rag.answerability import AnswerabilityModel, best_sentence, choose_threshold, fit, key_excerpt, ranked_sentences
 from rag.prompts import REFUSAL
 from rag.types import Chunk, Hit
 from tests.fakes import HashEmbedder
@@ -19,11 +19,27 @@ def test_fit_separates_answerable_from_unanswerable():
     assert again.probability(rows[0]) == model.probability(rows[0])
 
 
-def test_threshold_allows_the_target_share_of_false_refusals():
+def test_threshold_separates_best_within_the_false_refusal_budget():
     probs = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05]
     labels = [True] * 10 + [False]
-    assert choose_threshold(probs, labels, 0.0) == 0.1  # refuse no answerable item
-    assert choose_threshold(probs, labels, 0.10) == 0.15  # one of ten may be refused
+    # Refusing the one unanswerable item costs no answerable one: no higher threshold is worth it.
+    assert choose_threshold(probs, labels, 0.10) == 0.1
+    probs = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.12, 0.05]
+    labels = [True] * 10 + [False, False]
+    assert choose_threshold(probs, labels, 0.0) == 0.1  # refuse no answerable item: one of two refused
+    assert choose_threshold(probs, labels, 0.10) == 0.15  # one answerable refused buys the second
+
+
+def test_key_excerpt_adds_the_better_neighbour_and_skips_what_the_answer_says():
+    text = "Ferries run daily. The breakwater costs £40 million. The board pays for the breakwater. Gulls nest."
+    hits = [Hit(Chunk("a#0", "a", text, 0, len(text)), 1.0)]
+    ranked = ranked_sentences("How much does the breakwater cost?", hits, HashEmbedder())
+    key = key_excerpt(ranked, hits, {0}, "It costs a lot.", lambda t: None)
+    assert [q.text(hits) for q in key] == ["The breakwater costs £40 million.", "The board pays for the breakwater."]
+    said = "The breakwater costs £40 million."
+    assert [q.text(hits) for q in key_excerpt(ranked, hits, {0}, said, lambda t: None)][0] != said
+    assert key_excerpt(ranked, hits, set(), "", lambda t: None) == []  # no cited passage, no excerpt
+    assert key_excerpt(ranked, hits, {0}, "", lambda t: False) == []  # nothing states what was asked
 
 
 def test_best_sentence_is_the_one_about_the_question():

@@ -78,12 +78,31 @@ def test_the_rewrite_prompt_shows_worked_examples_then_the_conversation(make_pip
     assert ans.standalone_question == "Who signed the OpenAI deal?"
 
 
-def test_key_passage_option_quotes_the_closest_sentence_with_its_citation(make_pipeline):
+def test_key_passage_quotes_what_the_cited_passage_adds_with_its_number(make_pipeline):
+    pipe, _ = make_pipeline(["OpenAI may provide technology to education [1]."], key_passage=True)
+    ans = pipe.ask("Which sectors could OpenAI provide technology to?")
+    head, key = ans.answer.split("\n\nKey passage: ")
+    assert head == "OpenAI may provide technology to education [1]."
+    assert key == "“OpenAI may provide technology to education, defence, security and justice.” [1]"
+    assert [c.n for c in ans.citations] == [1] and ans.citations[0].doc_id == "openai-deal"
+
+
+def test_key_passage_comes_only_from_a_passage_the_answer_cites(make_pipeline):
     pipe, _ = make_pipeline(["OpenAI will expand its London office [1]."], key_passage=True)
     ans = pipe.ask("Which sectors could OpenAI provide technology to?")
-    assert "\n\nKey passage: “OpenAI may provide technology to education" in ans.answer
-    n = int(ans.answer.rsplit("[", 1)[1].rstrip("]"))
-    assert ans.citations[n - 1].doc_id == "openai-deal" and "education" in ans.citations[n - 1].quote
+    # The sectors sentence answers better, but the answer does not cite its passage.
+    assert "education" not in ans.answer
+    n = ans.citations[0].n
+    assert ans.answer.endswith(
+        f"Key passage: “OpenAI will expand its London office, which employs over 100 staff.” [{n}]"
+    )
+
+
+def test_no_key_passage_when_the_answer_already_says_it(make_pipeline):
+    reply = "OpenAI will expand its London office, which employs over 100 staff [1]."
+    pipe, _ = make_pipeline([reply], key_passage=True)
+    ans = pipe.ask("How many staff does OpenAI employ in London?")
+    assert ans.answer == reply
 
 
 def test_a_rewrite_that_drops_the_party_the_follow_up_names_is_not_used(make_pipeline):

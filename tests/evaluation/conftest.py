@@ -122,7 +122,9 @@ def eval_pipeline(settings, embedder, index_data):
     def make(replies: dict[str, str] | None = None) -> tuple[RagPipeline, KeyedGenerator]:
         gen = KeyedGenerator(REPLIES if replies is None else replies)
         retriever = HybridRetriever(index_data, embedder, candidates=10)
-        pipe = RagPipeline(retriever, gen, CitationChecker(embedder), top_k=3, min_relevance=settings.min_relevance)
+        pipe = RagPipeline(
+            retriever, gen, CitationChecker(embedder), top_k=3, min_relevance=settings.min_relevance, key_passage=False
+        )
         return pipe, gen
 
     return make
