@@ -94,6 +94,7 @@ class RagPipeline:
         answerability: AnswerabilityModel | None = None,
         evidence_sentences: int = shipped("evidence_sentences"),
         evidence_neighbours: int = shipped("evidence_neighbours"),
+        passage_order: str = shipped("passage_order"),
         answer_type_check: bool = shipped("answer_type_check"),
         question_first: bool = shipped("question_first"),
         key_passage: bool = shipped("key_passage"),
@@ -113,6 +114,7 @@ class RagPipeline:
         self.answerability = answerability
         self.evidence_sentences = evidence_sentences
         self.evidence_neighbours = evidence_neighbours
+        self.passage_order = passage_order
         self.answer_type_check = answer_type_check
         self.question_first = question_first
         self.key_passage = key_passage
@@ -163,6 +165,7 @@ class RagPipeline:
             answerability=AnswerabilityModel.load() if s.answerability else None,
             evidence_sentences=s.evidence_sentences,
             evidence_neighbours=s.evidence_neighbours,
+            passage_order=s.passage_order,
             answer_type_check=s.answer_type_check,
             question_first=s.question_first,
             key_passage=s.key_passage,
@@ -211,8 +214,18 @@ class RagPipeline:
         return self.retriever.retrieve(with_focus(query, self.focus_query), k or self.top_k)
 
     def evidence(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """The passages as the model sees them: whole, or cut to their best sentences (`evidence_sentences`)."""
-        return tighten(query, hits, self.checker.embedder, self.evidence_sentences, self.evidence_neighbours)
+        """The passages as the model sees them: whole, or cut to their best sentences (`evidence_sentences`),
+        in retrieval order or ordered by their best sentence's closeness to the question (`passage_order`)."""
+        hits = tighten(query, hits, self.checker.embedder, self.evidence_sentences, self.evidence_neighbours)
+        if self.passage_order == "retrieval" or len(hits) < 2:
+            return hits
+        best: dict[int, float] = {}
+        for q in ranked_sentences(query, hits, self.checker.embedder):
+            best.setdefault(q.hit, q.score)
+        order = sorted(range(len(hits)), key=lambda i: -best.get(i, 0.0))
+        if self.passage_order == "best_last":
+            order.reverse()
+        return [hits[i] for i in order]
 
     def gate_refuses(self, query: str, result: RetrievalResult) -> bool:
         """Refuse before generating only when nothing is close: no passage, or a low best dense score
