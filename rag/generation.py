@@ -97,7 +97,7 @@ class LlamaCppGenerator:
     def __init__(
         self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0, cache_mb: int = 256
     ) -> None:
-        from llama_cpp import Llama, LlamaRAMCache
+        from llama_cpp import Llama
 
         if not Path(model_path).is_file():
             raise ModelMissingError(f"model file {model_path} does not exist")
@@ -120,7 +120,7 @@ class LlamaCppGenerator:
             # llama.cpp reuses the prompt prefix it read last; a follow-up's rewrite call replaces that
             # prefix, so keep recent states in RAM and restore the one sharing the longest prefix
             # (the system prompt and worked examples) instead of reading it again.
-            self._llm.set_cache(LlamaRAMCache(capacity_bytes=cache_mb << 20))
+            self._llm.set_cache(last_logits_cache(cache_mb << 20))
         self._lock = threading.Lock()  # one llama context serves one request at a time
         self.last_opening_p: float | None = None  # for calibration: p of the floored opening, last call
 
@@ -172,6 +172,24 @@ class LlamaCppGenerator:
                         yield text
             except ValueError as e:  # e.g. the prompt exceeds the context window
                 raise GenerationError(f"the model could not answer: {e}") from e
+
+
+def last_logits_cache(capacity_bytes: int):
+    """llama-cpp-python's RAM prompt cache, keeping only the last row of each state's logits.
+
+    A saved state carries the logits of up to `n_batch` prompt tokens (512 x 151,936 floats, 311 MB
+    for Qwen) besides the KV cache that the capacity counts. Only the last row can be read: a
+    restored prefix is always followed by new tokens, which are evaluated afresh, and a full match
+    reads the last row. `load_state` broadcasts the one row back into the logits buffer.
+    """
+    from llama_cpp import LlamaRAMCache
+
+    class LastLogitsRAMCache(LlamaRAMCache):
+        def __setitem__(self, key, value) -> None:
+            value.scores = np.ascontiguousarray(value.scores[-1:])
+            super().__setitem__(key, value)
+
+    return LastLogitsRAMCache(capacity_bytes=capacity_bytes)
 
 
 class TransformersGenerator:

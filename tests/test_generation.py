@@ -63,3 +63,20 @@ def test_opening_floor_bans_a_token_below_its_probability():
     kept = np.array([3.0, 0.0, 0.0])
     assert OpeningFloor("x", 0.5).apply(kept, 0) > 0.5 and kept[0] == 3.0
     assert TransformersGenerator.supports_opening_floor  # it has the logits too
+
+
+def test_prompt_cache_keeps_the_last_logits_row_and_restores_it_everywhere():
+    import numpy as np
+    from llama_cpp.llama import LlamaState
+
+    from rag.generation import last_logits_cache
+
+    cache = last_logits_cache(1 << 20)
+    scores = np.arange(512 * 4, dtype=np.single).reshape(512, 4)
+    state = LlamaState(np.array([1, 2, 3], dtype=np.intc), scores, 3, b"kv", 2, 0)
+    cache[(1, 2, 3)] = state
+    kept = cache[(1, 2, 3, 4)]  # the longest cached prefix of a longer prompt
+    assert kept.scores.shape == (1, 4) and (kept.scores[0] == scores[-1]).all()
+    buffer = np.zeros((512, 4), dtype=np.single)
+    buffer[: kept.n_tokens, :] = kept.scores  # what Llama.load_state does with it
+    assert (buffer[kept.n_tokens - 1] == scores[-1]).all()
