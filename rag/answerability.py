@@ -27,6 +27,10 @@ from rag.lexical import tokenize
 from rag.text import sentence_spans
 from rag.types import Hit
 
+# The decision's "rare_terms" feature counts question words found in 1..3 documents, as when it was
+# fitted, whatever the gate's own `rare_term_max_df` setting (which may be 0: gate off).
+RARE_TERM_FEATURE_MAX_DF = 3
+
 FEATURES = ("best_dense", "best_sentence", "rare_terms", "p_refusal", "support", "model_refused", "type_match")
 
 

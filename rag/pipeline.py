@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any, Literal
 
 from rag.answer_type import answers_the_question
-from rag.answerability import AnswerabilityModel, Quote, key_excerpt, ranked_sentences
+from rag.answerability import RARE_TERM_FEATURE_MAX_DF, AnswerabilityModel, Quote, key_excerpt, ranked_sentences
 from rag.citations import CheckedAnswer, CitationChecker, is_refusal
 from rag.embedding import Embedder
 from rag.errors import BadInputError, EmptyQuestionError
@@ -307,7 +307,7 @@ class RagPipeline:
         # The quote may stand in for an answer only when it says what kind of thing was asked.
         quote_fits = quote is not None and answers_the_question(standalone, quote.text(hits)) is not False
         signals = dict(signals)
-        signals["rare_terms"] = float(len(self.retriever.rare_terms(standalone, self.rare_term_max_df or 3)))
+        signals["rare_terms"] = float(len(self.retriever.rare_terms(standalone, RARE_TERM_FEATURE_MAX_DF)))
         signals["best_sentence"] = quote.score if quote else 0.0
         signals["support"] = max((c.score for c in checked.sentences if c.supported and c.cited), default=0.0)
         signals["model_refused"] = float(is_refusal(raw.strip()[:200]) if raw.strip() else 1.0)
