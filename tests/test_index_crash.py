@@ -5,11 +5,6 @@ corpus must be unchanged, and the next start must get a fresh index."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,9 +12,8 @@ import pytest
 
 from rag.index import load_index
 from rag.indexing import expected_manifest, open_index
+from tests.crash import kill_at
 from tests.test_library_crash import files_under
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # The builder: `build_index` as `rag index` runs it, with the fake embedder and pause points patched
 # in from outside. At the named point it prints "AT <point>" and waits to be killed.
@@ -74,26 +68,7 @@ NEW = "# Harbour\n\nThe harbour cranes plan is new.\n"
 
 def run_builder(tmp_path: Path, point: str) -> None:
     """Run the builder until it reaches `point`, then SIGKILL it."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", BUILDER, str(tmp_path), point],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    timer = threading.Timer(120, proc.kill)  # a builder that never reaches its point must not hang the run
-    timer.start()
-    try:
-        line = proc.stdout.readline()
-        if line.startswith("AT "):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        timer.cancel()
-    assert line.strip() == f"AT {point}", f"the builder did not reach {point}: {line!r} {proc.stderr.read()[-2000:]}"
-    assert proc.returncode == -signal.SIGKILL
+    kill_at(BUILDER, [str(tmp_path), point], point)
 
 
 @pytest.mark.parametrize("point", POINTS)

@@ -6,10 +6,6 @@ whole: the index loadable, the corpus unchanged, the upload either fully there o
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -22,9 +18,9 @@ from rag.library import DocumentLibrary
 from rag.pipeline import RagPipeline
 from rag.retrieval import HybridRetriever
 from rag.serve.server import build_app
+from tests.crash import kill_at
 from tests.fakes import HashEmbedder, ScriptedGenerator
 
-ROOT = Path(__file__).resolve().parent.parent
 NOTE = b"# Zephyr lighthouse\n\nThe zephyr lighthouse programme funds coastal AI labs in Cornwall.\n"
 
 # The writer: opens the saved index like the app, patches pause points into the write path, then
@@ -75,29 +71,9 @@ def files_under(folder: Path) -> dict[str, str]:
     }
 
 
-def run_writer(tmp_path: Path, action: str, point: str) -> str:
-    """Run the writer until it reaches `point`, then SIGKILL it; returns what it printed."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(tmp_path), action, point],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    timer = threading.Timer(120, proc.kill)  # a writer that never reaches its point must not hang the run
-    timer.start()
-    try:
-        line = proc.stdout.readline()
-        if line.startswith("AT "):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        timer.cancel()
-    assert line.strip() == f"AT {point}", f"the writer did not reach {point}: {line!r} {proc.stderr.read()[-2000:]}"
-    assert proc.returncode == -signal.SIGKILL
-    return line
+def run_writer(tmp_path: Path, action: str, point: str) -> None:
+    """Run the writer until it reaches `point`, then SIGKILL it."""
+    kill_at(WRITER, [str(tmp_path), action, point], point)
 
 
 def restart(settings, embedder) -> RagPipeline:
