@@ -186,7 +186,7 @@ def last_logits_cache(capacity_bytes: int):
 
     class LastLogitsRAMCache(LlamaRAMCache):
         def __setitem__(self, key, value) -> None:
-            value.scores = np.ascontiguousarray(value.scores[-1:])
+            value.scores = value.scores[-1:].copy()  # a copy: a view would keep the whole buffer alive
             super().__setitem__(key, value)
 
     return LastLogitsRAMCache(capacity_bytes=capacity_bytes)

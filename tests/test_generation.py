@@ -77,6 +77,7 @@ def test_prompt_cache_keeps_the_last_logits_row_and_restores_it_everywhere():
     cache[(1, 2, 3)] = state
     kept = cache[(1, 2, 3, 4)]  # the longest cached prefix of a longer prompt
     assert kept.scores.shape == (1, 4) and (kept.scores[0] == scores[-1]).all()
+    assert kept.scores.base is None  # its own memory, not a view keeping the 512 rows alive
     buffer = np.zeros((512, 4), dtype=np.single)
     buffer[: kept.n_tokens, :] = kept.scores  # what Llama.load_state does with it
     assert (buffer[kept.n_tokens - 1] == scores[-1]).all()
