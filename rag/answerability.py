@@ -1,10 +1,12 @@
 """Whether the documents answer a question: one calibrated decision from the signals the pipeline has.
 
-The signals are cheap by-products of answering: the best dense score, whether the question's rare
-words occur in the corpus, the best question-to-sentence similarity among the passages, the
-model's probability of opening with the refusal, and the support of its checked draft. A logistic
-model over them, fitted on the dev split (`python -m rag eval --fit-answerability RUN`), gives
-p(answerable); its threshold was chosen for at most 10% false refusals on dev.
+The signals are cheap by-products of answering (`SIGNALS`): the best dense score, whether the
+question's rare words occur in the corpus, the best question-to-sentence similarity among the
+passages, the model's probability of opening with the refusal, the support of its checked draft,
+and whether the draft states the kind of thing asked. A logistic model over three of them
+(`FEATURES`: the ones that separated best in 5-fold cross-validation on dev; all seven overfit
+the 117 dev items), fitted on the dev split (`python -m rag eval --fit-answerability RUN`), gives
+p(answerable); its threshold separates best within at most 10% false refusals on dev.
 
 When the decision says "answerable" but the model refused (or the check removed every sentence),
 the pipeline answers with the best-matching passage sentence as a quote instead of refusing.
@@ -31,7 +33,9 @@ from rag.types import Hit
 # fitted, whatever the gate's own `rare_term_max_df` setting (which may be 0: gate off).
 RARE_TERM_FEATURE_MAX_DF = 3
 
-FEATURES = ("best_dense", "best_sentence", "rare_terms", "p_refusal", "support", "model_refused", "type_match")
+SIGNALS = ("best_dense", "best_sentence", "rare_terms", "p_refusal", "support", "model_refused", "type_match")
+FEATURES = ("best_dense", "support", "type_match")  # chosen by cross-validation on dev (decision note 0004)
+L2 = 10.0  # likewise: 1.0 (the first fit) separated held-out items worse
 
 
 @dataclass
@@ -143,12 +147,18 @@ class AnswerabilityModel:
         return cls(d["weights"], d["bias"], d["mean"], d["scale"], d.get("threshold", 0.5), d.get("meta", {}))
 
 
-def fit(rows: list[dict[str, float]], labels: list[bool], l2: float = 1.0, steps: int = 3000) -> AnswerabilityModel:
+def fit(
+    rows: list[dict[str, float]],
+    labels: list[bool],
+    l2: float = L2,
+    steps: int = 3000,
+    features: tuple[str, ...] = FEATURES,
+) -> AnswerabilityModel:
     """Fit a standardised, L2-regularised logistic regression by gradient descent (few rows, few features).
 
     `rows` are signal dicts (missing features take the column mean); `labels` say which were answerable.
     """
-    names = [f for f in FEATURES if any(r.get(f) is not None for r in rows)]
+    names = [f for f in features if any(r.get(f) is not None for r in rows)]
     x = np.array([[float(r[f]) if r.get(f) is not None else np.nan for f in names] for r in rows], dtype=np.float64)
     mean = np.nanmean(x, axis=0)
     x = np.where(np.isnan(x), mean, x)

@@ -67,3 +67,12 @@ def test_not_answerable_turns_an_answer_into_the_refusal(make_pipeline):
     pipe, _ = make_pipeline(["OpenAI may provide technology to education and defence [1]."], answerability=_model(-5.0))
     ans = pipe.ask("Which sectors could OpenAI work with?")
     assert ans.refused and ans.answer == REFUSAL and ans.citations == []
+
+
+def test_the_shipped_decision_was_fitted_on_dev_with_the_chosen_features():
+    from rag.answerability import FEATURES, L2
+
+    model = AnswerabilityModel.load()
+    assert tuple(model.weights) == FEATURES and model.meta["l2"] == L2
+    assert model.meta["splits"] == ["dev"]
+    assert all(w > 0 for w in model.weights.values())  # each signal points towards "answerable"

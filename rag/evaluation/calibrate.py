@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from rag.answerability import AnswerabilityModel, choose_threshold, fit
+from rag.answerability import L2, AnswerabilityModel, choose_threshold, fit
 from rag.errors import BadInputError
 from rag.evaluation.records import read_records
 
@@ -36,6 +36,7 @@ def fit_from_run(run_dir: Path, max_false_refusals: float = 0.10) -> Answerabili
         "n": len(records),
         "answerable": sum(labels),
         "max_false_refusals": max_false_refusals,
+        "l2": L2,
         "date": dt.date.today().isoformat(),
     }
     return model

@@ -39,11 +39,11 @@ def test_answer_evaluation_on_a_fixed_subset(qwen15, real_pipeline, tmp_path):
 
 
 # Measured 2026-11-30 on these 12 items with the shipped answer path (worked examples, focus,
-# rare-word gate, citation and answer-type checks, fitted decision with its threshold for the best
-# separation, key passage; replay of the dev run evals/runs/dev-final): hit@5 1.0, key facts 0.9,
-# citation validity 1.0, citation precision 0.833, gold citation precision 0.7, false refusals 0.0
-# (0 of 10), refusal recall 1.0 (2 of 2). Each floor leaves room for one item to move (before the
-# key passage: key facts 0.7, floor 0.6).
+# rare-word gate, citation and answer-type checks, the three-feature decision, key passage; replay
+# of the dev run evals/runs/dev-final as dev-final-f): hit@5 1.0, key facts 0.9, citation
+# validity 1.0, citation precision 0.833, gold citation precision 0.7, false refusals 0.0 (0 of
+# 10), refusal recall 1.0 (2 of 2). Each floor leaves room for one item to move (before the key
+# passage: key facts 0.7, floor 0.6).
 FLOORS = {
     "hit_at_5": 0.9,
     "key_fact_accuracy": 0.8,
