@@ -39,17 +39,18 @@ def test_answer_evaluation_on_a_fixed_subset(qwen15, real_pipeline, tmp_path):
 
 
 # Measured 2026-11-30 on these 12 items with the shipped answer path (worked examples, focus,
-# rare-word gate, citation and answer-type checks, the three-feature decision, key passage; replay
-# of the dev run evals/runs/dev-final as dev-final-f): hit@5 1.0, key facts 0.9, citation
-# validity 1.0, citation precision 0.833, gold citation precision 0.7, false refusals 0.0 (0 of
-# 10), refusal recall 1.0 (2 of 2). Each floor leaves room for one item to move (before the key
-# passage: key facts 0.7, floor 0.6).
+# rare-word gate, citation and answer-type checks, the three-signal decision, key passage), as
+# this test runs it (two llama.cpp threads): hit@5 1.0, key facts 0.8, false refusals 0.1 (1 of
+# 10), refusal recall 1.0 (2 of 2); the one-thread dev run replayed (dev-final-f) gives key facts
+# 0.9 and no false refusal on the same items (thread count changes a few greedy tokens). Citation
+# validity 1.0, citation precision 0.833, gold citation precision 0.7. Each floor leaves room for
+# one item to move (before the key passage: key facts 0.7, floor 0.6).
 FLOORS = {
     "hit_at_5": 0.9,
-    "key_fact_accuracy": 0.8,
+    "key_fact_accuracy": 0.7,
     "citation_validity": 0.9,
     "citation_precision": 0.7,
     "citation_precision_gold": 0.6,
-    "false_refusal_rate_max": 0.1,
+    "false_refusal_rate_max": 0.2,
     "refusal_recall": 0.5,
 }
