@@ -277,3 +277,22 @@ def test_documents_tab_asks_for_the_admin_key(make_pipeline, settings, browser, 
         page.locator("#rag-add").click()
         expect(page.locator("#rag-upload-note")).to_contain_text("Added “Zephyr lighthouse note”", timeout=20_000)
         expect(table).to_contain_text("4 documents in the index")
+
+
+def test_the_key_passage_shows_with_linked_markers(make_pipeline, settings, browser):
+    from playwright.sync_api import expect
+
+    pipe, _ = make_pipeline(["OpenAI may provide technology to education [1]."], key_passage=True)
+    with serve(build_app(pipe, settings, DocumentLibrary(pipe.retriever, settings))) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        ask(page, "Which sectors could OpenAI provide technology to?")
+        chat = page.locator("#rag-chat")
+        expect(chat).to_contain_text(
+            "Key passage: “OpenAI may provide technology to education, defence, security and justice.”",
+            timeout=20_000,
+        )
+        links = page.locator('#rag-chat a[href="#src-1-1"]')
+        expect(links).to_have_count(2)  # the answer's marker and the key passage's
+        links.last.click()
+        expect(page.locator("#src-1-1")).to_be_focused()

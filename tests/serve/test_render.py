@@ -44,6 +44,21 @@ def test_link_markers_escape_and_link():
     assert '[[1]](#src-3-1 "Source 1: The &#x27;Deal&#x27;")' in out and "[[2]](#src-3-2" in out
 
 
+def test_every_marker_of_a_key_passage_links_to_its_source():
+    text = "It is not binding [1].\n\nKey passage: “The MoU is voluntary.” [1] “It is not <b>binding</b>.” [1]"
+    turn = {
+        "question": "q",
+        "standalone": "q",
+        "kind": "answer",
+        "n": 2,
+        "text": text,
+        "citations": [{"n": 1, "title": "MoU"}],
+    }
+    out = answer_markdown(turn)
+    assert out.count('[[1]](#src-2-1 "Source 1: MoU")') == 3
+    assert "Key passage: “The MoU is voluntary.”" in out and "<b>" not in out
+
+
 def test_searched_for_only_when_rewritten():
     assert searched_for("How many staff?", "how many  staff?") == ""
     assert "Searched for: “How many staff does OpenAI employ?”" in searched_for(
