@@ -29,8 +29,8 @@ from rag.lexical import tokenize
 from rag.text import sentence_spans
 from rag.types import Hit
 
-# The decision's "rare_terms" feature counts question words found in 1..3 documents, as when it was
-# fitted, whatever the gate's own `rare_term_max_df` setting (which may be 0: gate off).
+# The recorded "rare_terms" signal counts question words found in 1..3 documents, whatever the gate's
+# own `rare_term_max_df` setting (which may be 0: gate off), so runs stay comparable for refitting.
 RARE_TERM_FEATURE_MAX_DF = 3
 
 SIGNALS = ("best_dense", "best_sentence", "rare_terms", "p_refusal", "support", "model_refused", "type_match")
@@ -74,12 +74,6 @@ def ranked_sentences(question: str, hits: list[Hit], embedder: Embedder | None) 
         score = lex
     order = np.argsort(-score, kind="stable")
     return [Quote(cands[b][0], cands[b][1], cands[b][2], float(score[b])) for b in order]
-
-
-def best_sentence(question: str, hits: list[Hit], embedder: Embedder | None) -> Quote | None:
-    """The passage sentence closest to the question (see `ranked_sentences`); None without passages."""
-    ranked = ranked_sentences(question, hits, embedder)
-    return ranked[0] if ranked else None
 
 
 def key_excerpt(

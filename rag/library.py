@@ -26,7 +26,7 @@ from pathlib import Path
 
 from rag.chunking import chunk_document
 from rag.errors import DocumentError, NotFoundError
-from rag.index import IndexData, corpus_hash, save_index, write_lock
+from rag.index import IndexData, corpus_hash, fsync_path, save_index, write_lock
 from rag.indexing import expected_manifest, source_files, uploads_dir
 from rag.loaders import MAX_PARSE_SECONDS, SUPPORTED_SUFFIXES, check_content, corpus_files, load_untrusted
 from rag.retrieval import HybridRetriever
@@ -68,15 +68,7 @@ def _write_durably(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(partial, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path.parent)
 
 
 Loader = Callable[[Path, str], Document]
@@ -283,7 +275,7 @@ class DocumentLibrary:
                     self.retriever.add_documents([doc], chunks)
                 raise
             path.unlink(missing_ok=True)
-            _fsync_dir(path.parent)
+            fsync_path(path.parent)
             log.info("removed upload %s", doc_id)
 
     def reconcile(self) -> list[str]:

@@ -94,7 +94,7 @@ class RagPipeline:
         answerability: AnswerabilityModel | None = None,
         evidence_sentences: int = shipped("evidence_sentences"),
         evidence_neighbours: int = shipped("evidence_neighbours"),
-        passage_order: str = shipped("passage_order"),
+        passage_order: Literal["retrieval", "best_first", "best_last"] = shipped("passage_order"),
         answer_type_check: bool = shipped("answer_type_check"),
         question_first: bool = shipped("question_first"),
         key_passage: bool = shipped("key_passage"),
@@ -327,7 +327,8 @@ class RagPipeline:
             elif p >= self.answerability.threshold and checked.refused and quote_fits:
                 checked = quoted_answer(hits, quote.hit, quote.start, quote.end, checked.sentences)
         if self.key_passage and not checked.refused and not checked.text.startswith(QUOTED_ANSWER_OPENING):
-            cited = {i for i, h in enumerate(hits) if h.chunk.chunk_id in {c.chunk_id for c in checked.citations}}
+            cited_ids = {c.chunk_id for c in checked.citations}
+            cited = {i for i, h in enumerate(hits) if h.chunk.chunk_id in cited_ids}
             fit = partial(answers_the_question, standalone)
             key = key_excerpt(ranked, hits, cited, strip_markers(checked.text), fit)
             if key:

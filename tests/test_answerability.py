@@ -1,6 +1,6 @@
 import numpy as np
 
-from rag.answerability import AnswerabilityModel, best_sentence, choose_threshold, fit, key_excerpt, ranked_sentences
+from rag.answerability import AnswerabilityModel, choose_threshold, fit, key_excerpt, ranked_sentences
 from rag.prompts import REFUSAL
 from rag.types import Chunk, Hit
 from tests.fakes import HashEmbedder
@@ -44,10 +44,11 @@ def test_key_excerpt_adds_the_better_neighbour_and_skips_what_the_answer_says():
 
 def test_best_sentence_is_the_one_about_the_question():
     text = "Ferries run daily. The breakwater costs £40 million."
-    q = best_sentence(
+    ranked = ranked_sentences(
         "How much does the breakwater cost?", [Hit(Chunk("a#0", "a", text, 0, len(text)), 1.0)], HashEmbedder()
     )
-    assert q is not None and text[q.start : q.end] == "The breakwater costs £40 million."
+    q = ranked[0]
+    assert text[q.start : q.end] == "The breakwater costs £40 million."
 
 
 def _model(bias: float) -> AnswerabilityModel:
