@@ -148,7 +148,9 @@ class RagPipeline:
         s = settings or Settings()
         embedder = embedder or SentenceTransformerEmbedder()
         data = open_index(s, embedder, rebuild=rebuild_index)
-        retriever = HybridRetriever(data, embedder, s.candidates, s.rrf_k, s.dedup_threshold, s.retrieval_mode)
+        retriever = HybridRetriever(
+            data, embedder, s.candidates, s.rrf_k, s.dedup_threshold, s.retrieval_mode, s.body_keywords
+        )
         return cls(
             retriever,
             generator or make_generator(s),

@@ -1,5 +1,10 @@
 """Hybrid retrieval: dense (the vector store) and lexical (BM25) candidates fused by reciprocal rank.
 
+The lexical side has two rankings: BM25 over each passage with its document title and headings
+(so "the Cohere MoU" finds a passage that never names Cohere), and, when `body_keywords` is on,
+BM25 over the passage text alone, so a word the title or a heading repeats in every passage of a
+document ("Humphrey") does not drown the passages that actually say it.
+
 Near-duplicate passages (the same paragraph quoted in two press releases) are dropped after
 fusion, so the model sees distinct evidence. This module does not generate or prompt.
 """
@@ -61,6 +66,7 @@ class HybridRetriever:
         rrf_k: int = 60,
         dedup_threshold: float = 0.85,
         mode: str = "hybrid",
+        body_keywords: bool = False,
     ) -> None:
         if mode not in ("hybrid", "dense", "lexical"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
@@ -69,11 +75,15 @@ class HybridRetriever:
         self.candidates = candidates
         self.rrf_k = rrf_k
         self.dedup_threshold = dedup_threshold
+        self.body_keywords = body_keywords
         self._lock = threading.RLock()
         # Our own BM25, which an upload extends instead of rebuilding. A store whose engine ranks by
         # keyword (Milvus' BM25) answers the lexical side; ours still gives `rare_terms` its counts.
         self._keywords = KeywordIndex()
         self._keywords.add(chunk_keys(data.chunks).tolist(), [embedding_text(c) for c in data.chunks])
+        self._body_keywords = KeywordIndex()
+        if body_keywords:
+            self._body_keywords.add(chunk_keys(data.chunks).tolist(), [c.text for c in data.chunks])
         # How many documents (not passages, whose text repeats their title) hold each word.
         self._doc_words = {d.doc_id: set(tokenize(d.body)) for d in data.documents.values()}
         self._doc_freq: Counter[str] = Counter(w for ws in self._doc_words.values() for w in ws)
@@ -83,6 +93,7 @@ class HybridRetriever:
         self.data = data
         search = data.vectors.keyword_search if data.vectors.keyword else self._keywords.search
         self._bm25 = KeywordsByRow(data, search, self._keywords.doc_freq)
+        self._body_bm25 = KeywordsByRow(data, self._body_keywords.search, self._body_keywords.doc_freq)
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -96,15 +107,16 @@ class HybridRetriever:
         """The `k` best distinct passages for `query`, fused from dense and lexical rankings."""
         qv = self.embedder.embed_query(query)
         with self._lock:
-            data, bm25 = self.data, self._bm25
+            data, bm25, body_bm25 = self.data, self._bm25, self._body_bm25
         dense = data.search(qv, self.candidates)
         lexical = bm25.search(query, self.candidates) if self.mode != "dense" else []
+        body = body_bm25.search(query, self.candidates) if self.mode != "dense" and self.body_keywords else []
         best_dense = dense[0][1] if dense else -1.0
         if self.mode == "lexical":
             dense = []
         dense_rank = {row: r for r, (row, _) in enumerate(dense, 1)}
         lex_rank = {row: r for r, (row, _) in enumerate(lexical, 1)}
-        fused = rrf([[row for row, _ in dense], [row for row, _ in lexical]], self.rrf_k)
+        fused = rrf([[row for row, _ in ranking] for ranking in (dense, lexical, body) if ranking], self.rrf_k)
 
         hits: list[Hit] = []
         kept_tokens: list[set[str]] = []
@@ -143,6 +155,8 @@ class HybridRetriever:
             if len(chunks):
                 old.vectors.add(chunk_keys(chunks), vecs, chunks)
                 self._keywords.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
+                if self.body_keywords:
+                    self._body_keywords.add(chunk_keys(chunks).tolist(), [c.text for c in chunks])
             documents = {**old.documents, **{d.doc_id: d for d in docs}}
             for d in docs:
                 self._count_words(d.doc_id, set(tokenize(d.body)))
@@ -163,4 +177,5 @@ class HybridRetriever:
             gone = [chunk_key(c.chunk_id) for c in old.chunks if c.doc_id == doc_id]
             old.vectors.delete(gone)
             self._keywords.remove(gone)
+            self._body_keywords.remove(gone)
             return self.data

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     top_k: int = Field(5, ge=1, le=50)  # passages given to the model
     candidates: int = Field(30, ge=1, le=500)  # per retriever, before fusion
+    body_keywords: bool = False  # a second BM25 ranking over the passage text alone (no title, headings)
     rrf_k: int = Field(60, ge=1)
     dedup_threshold: float = Field(0.85, ge=0.0, le=1.0)
     min_relevance: float = Field(0.2, ge=-1.0, le=1.0)  # best dense cosine below this: refuse...
