@@ -25,8 +25,21 @@ _PLACE_Q = re.compile(
     r"^\s*(?:and\s+)?where\b|\b(which|what)(\s+\w+){0,2}\s+(city|town|country|countries|region|county|place|location)\b",
     re.IGNORECASE,
 )
+# "Which energy companies…?", "Which minister…?": the answer is a name (an organisation, a person, a model).
+_WHICH_ENTITY_Q = re.compile(
+    r"\bwhich\s+(?:[\w’'-]+\s+){0,3}?(?:compan(?:y|ies)|organi[sz]ations?|firms?|universit(?:y|ies)|councils?|"
+    r"groups?|departments?|bod(?:y|ies)|partners?|artists?|models?|datasets?|suppliers?|charit(?:y|ies)|"
+    r"institutions?|ministers?|newspapers?|people|person)\b",
+    re.IGNORECASE,
+)
 _YEAR_Q = re.compile(
     r"\b(what|which|in which) (year|date|month)\b|^\s*(?:and\s+)?when (was|were|did|will)\b", re.IGNORECASE
+)
+
+# "What is Humphrey?", "Who are i.AI?", "What's the AI Playbook?": the whole question asks what a term is.
+_DEFINITION_Q = re.compile(
+    r"^\s*(?:what|who)(?:\s+(?:is|are|was|were)|'s)\s+(?:an?\s+|the\s+)?(?P<term>[^?]{1,60}?)\s*\??\s*$",
+    re.IGNORECASE,
 )
 
 _MONEY = re.compile(r"[£$€]\s?\d|\b\d[\d,.]*\s?(bn|billion|million|m)\b", re.IGNORECASE)
@@ -35,6 +48,14 @@ _NUMBER = re.compile(
     r"thousand|million|billion|dozen)\b",
     re.IGNORECASE,
 )
+# A number that dates or times something ("in the next 5 years", "in 2025") does not count things,
+# unless the question counts that unit ("How many days…?").
+_TIME_UNITS = r"(?:years?|months?|weeks?|days?|hours?|minutes?)"
+_TIMING = re.compile(
+    rf"\b(?:\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|twelve)\s+{_TIME_UNITS}\b|\b(?:19|20)\d\d\b",
+    re.IGNORECASE,
+)
+_COUNTS_TIME = re.compile(rf"\bhow many\s+(?:\w+\s+){{0,2}}?{_TIME_UNITS}\b", re.IGNORECASE)
 _DATE = re.compile(
     r"\b(1[89]|20)\d\d\b|\b(January|February|March|April|May|June|July|August|September|October|November|December|"
     r"spring|summer|autumn|winter)\b",
@@ -53,11 +74,22 @@ def expected_types(question: str) -> set[str]:
         out.add("money")
     elif _COUNT_Q.search(question):
         out.add("count")
-    if _WHO_Q.search(question) or _PLACE_Q.search(question):
+    if _WHO_Q.search(question) or _PLACE_Q.search(question) or _WHICH_ENTITY_Q.search(question):
         out.add("name")
     if _YEAR_Q.search(question):
         out.add("date")
     return out
+
+
+def defined_term(question: str) -> str | None:
+    """The term a "what is X?" question asks about, or None for any other question.
+
+    `defined_term("What is Humphrey?")` -> `"Humphrey"`; `defined_term("What is Humphrey used for?")`
+    -> `"Humphrey used for"` (callers require every word of it in a passage sentence);
+    `defined_term("Why is AI useful?")` -> None.
+    """
+    m = _DEFINITION_Q.match(question)
+    return m.group("term") if m and len(m.group("term").split()) <= 6 else None
 
 
 def has_type(text: str, kind: str, question: str = "") -> bool:
@@ -70,7 +102,7 @@ def has_type(text: str, kind: str, question: str = "") -> bool:
     if kind == "money":
         return bool(_MONEY.search(text))
     if kind == "count":
-        return bool(_NUMBER.search(text))
+        return bool(_NUMBER.search(text if _COUNTS_TIME.search(question) else _TIMING.sub(" ", text)))
     if kind == "date":
         return bool(_DATE.search(text))
     asked = question.lower()

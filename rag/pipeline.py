@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
-from rag.answer_type import answers_the_question
+from rag.answer_type import answers_the_question, defined_term
 from rag.answerability import RARE_TERM_FEATURE_MAX_DF, AnswerabilityModel, Quote, key_excerpt, ranked_sentences
 from rag.citations import CheckedAnswer, CitationChecker, is_refusal
 from rag.embedding import Embedder
 from rag.errors import BadInputError, EmptyQuestionError
 from rag.evidence import tighten
 from rag.generation import Generator, OpeningFloor, stream_text
+from rag.lexical import tokenize
 from rag.prompts import REFUSAL, answer_messages, rewrite_messages
 from rag.query import with_focus
 from rag.retrieval import HybridRetriever, RetrievalResult
@@ -301,7 +302,8 @@ class RagPipeline:
         The citation check keeps the supported sentences. Then the answerability decision (when
         one is loaded) has the last word: "not answerable" turns an answer into the refusal, and
         "answerable" turns a refusal into the passage sentence that best answers the question,
-        quoted with its citation. `signals` gains the check's and the quote's scores.
+        quoted with its citation. A "what is X?" question that would be refused is answered with the
+        best passage sentence naming X, quoted. `signals` gains the check's and the quote's scores.
         """
         checked = self.checker.check(raw, hits, standalone)
         ranked = ranked_sentences(standalone, hits, self.checker.embedder)
@@ -328,6 +330,9 @@ class RagPipeline:
                 checked = CheckedAnswer(REFUSAL, True, [], checked.sentences)
             elif p >= self.answerability.threshold and checked.refused and quote_fits:
                 checked = quoted_answer(hits, quote.hit, quote.start, quote.end, checked.sentences)
+        if checked.refused and (defining := definition_quote(standalone, ranked, hits)) is not None:
+            # "What is Humphrey?": a passage sentence that names the term says what the documents hold on it.
+            checked = quoted_answer(hits, defining.hit, defining.start, defining.end, checked.sentences)
         if self.key_passage and not checked.refused and not checked.text.startswith(QUOTED_ANSWER_OPENING):
             cited_ids = {c.chunk_id for c in checked.citations}
             cited = {i for i, h in enumerate(hits) if h.chunk.chunk_id in cited_ids}
@@ -355,6 +360,13 @@ class RagPipeline:
             if event.kind == "answer":
                 return event.data
         raise AssertionError("stream ended without an answer")  # pragma: no cover
+
+
+def definition_quote(question: str, ranked: list[Quote], hits: list[Hit]) -> Quote | None:
+    """For a "what is X?" question, the best-ranked passage sentence holding every word of X; else None."""
+    term = defined_term(question)
+    want = set(tokenize(term)) if term else set()
+    return next((q for q in ranked if want and want <= set(tokenize(q.text(hits)))), None)
 
 
 def quoted_answer(hits: list[Hit], j: int, start: int, end: int, checks: list[SentenceCheck]) -> CheckedAnswer:

@@ -26,3 +26,21 @@ def test_names_given_by_the_question_do_not_count():
         "Google DeepMind’s lab will be built in the UK’s north.", "name", "Where is Google DeepMind's lab?"
     )
     assert has_type("It will be built in Manchester.", "name", "Where is Google DeepMind's lab?")
+
+
+def test_which_company_or_minister_asks_for_a_name_but_which_sectors_does_not():
+    assert expected_types("Which energy companies sit on the council?") == {"name"}
+    assert expected_types("Which minister signed the NVIDIA memorandum, and when?") == {"name"}
+    assert expected_types("Which sectors could OpenAI work with?") == set()
+    assert expected_types("What delivery models does the programme use?") == set()
+    question = "Which energy companies have been appointed to the AI Energy Council?"
+    assert answers_the_question(question, "The council is formed of industry leaders [1].") is False
+    assert answers_the_question(question, "The members are Drax and Octopus [1].") is True
+
+
+def test_a_duration_or_a_year_is_not_a_count_unless_the_question_counts_time():
+    question = "How many people does NVIDIA plan to train?"
+    assert answers_the_question(question, "NVIDIA will upskill the workforce in the next 5 years [1].") is False
+    assert answers_the_question(question, "It was agreed in 2025 [1].") is False
+    assert answers_the_question(question, "NVIDIA will train 100,000 people [1].") is True
+    assert answers_the_question("How many days of staff time will AI save?", "About 240,000 days [1].") is True

@@ -110,3 +110,18 @@ def test_a_rewrite_that_drops_the_party_the_follow_up_names_is_not_used(make_pip
     history = [{"role": "user", "content": "Who signed the OpenAI deal?"}, {"role": "assistant", "content": "X [1]."}]
     ans = pipe.ask("And who signed the Cohere one?", history)
     assert ans.standalone_question == "And who signed the Cohere one?"
+
+
+def test_a_what_is_question_the_model_fails_is_answered_with_a_sentence_naming_the_term(make_pipeline):
+    # The model misreads ("a bank in Paris" is in no passage); the check drops it, and the refusal would follow.
+    pipe, _ = make_pipeline(["Cohere is a bank in Paris [2]."])
+    ans = pipe.ask("What is Cohere?")
+    assert not ans.refused
+    assert ans.answer == "The documents say: “Cohere will explore data centres in Canada and the United Kingdom.” [1]"
+    assert ans.citations[0].doc_id == "cohere-mou"
+
+
+def test_only_a_what_is_question_is_answered_from_a_sentence_naming_the_term(make_pipeline):
+    pipe, _ = make_pipeline(["Cohere is a bank in Paris [2].", "Cohere is a bank in Paris [2]."])
+    assert pipe.ask("Where does Cohere have banks?").refused  # another question shape: refused as before
+    assert pipe.ask("What is Zebedee?").refused  # no passage sentence names the term
