@@ -78,9 +78,10 @@ def names_supported(claim: str, passage: str, known: set[str] = frozenset()) -> 
     """
     text = passage.lower().replace("’", "'")
     for name in names(claim, known | proper_nouns(passage)):
-        stem = name.lower().replace("’", "'").split("'")[0]
-        if not re.search(rf"(?<![a-z0-9]){re.escape(stem.rstrip('s') if len(stem) > 3 else stem)}", text):
-            return False
+        # A compound ("UK-OpenAI", "UK–Cohere") names each of its parties.
+        for part in filter(None, re.split(r"[-–]", name.lower().replace("’", "'").split("'")[0])):
+            if not re.search(rf"(?<![a-z0-9]){re.escape(part.rstrip('s') if len(part) > 3 else part)}", text):
+                return False
     return True
 
 

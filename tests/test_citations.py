@@ -141,6 +141,10 @@ def test_names_in_a_claim_must_be_in_the_cited_passage():
     assert names_supported("Peter Kyle signed it.", "Signed today by Technology Secretary Peter Kyle.")
     assert not names_supported("Anthropic will share its models.", "OpenAI will share its models.", {"Anthropic"})
     assert not names_supported("The deal with Anthropic is new.", "The deal with OpenAI is new.")
+    # A compound names each party: both must be in the passage.
+    signed = "Signed by Technology Secretary Peter Kyle and OpenAI CEO Sam Altman, the UK’s memorandum…"
+    assert names_supported("Peter Kyle and Sam Altman signed the UK-OpenAI memorandum.", signed)
+    assert not names_supported("Peter Kyle and Sam Altman signed the UK–Cohere memorandum.", signed)
     passage = _one("Anthropic will share its models with the AI Security Institute.", title="Anthropic MoU")
     checker = CitationChecker(HashEmbedder(), threshold=0.45)
     assert checker.check("OpenAI will share its models with the AI Security Institute [1].", passage).refused
