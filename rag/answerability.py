@@ -4,9 +4,11 @@ The signals are cheap by-products of answering (`SIGNALS`): the best dense score
 question's rare words occur in the corpus, the best question-to-sentence similarity among the
 passages, the model's probability of opening with the refusal, the support of its checked draft,
 and whether the draft states the kind of thing asked. A logistic model over three of them
-(`FEATURES`: the ones that separated best in 5-fold cross-validation on dev; all seven overfit
-the 117 dev items), fitted on the dev split (`python -m rag eval --fit-answerability RUN`), gives
-p(answerable); its threshold separates best within at most 10% false refusals on dev.
+(`FEATURES`: draft support, answer-type match, and p(refusal opening) unless the draft opens with
+"Yes"/"No", where that probability measures "No" against the refusal rather than doubt; chosen by
+5-fold cross-validation on the 167 dev items, see decision note 0004), fitted on
+the dev split (`python -m rag eval --fit-answerability RUN`), gives p(answerable); its threshold
+separates best within at most 10% false refusals on dev.
 
 When the decision says "answerable" but the model refused (or the check removed every sentence),
 the pipeline answers with the best-matching passage sentence as a quote instead of refusing.
@@ -33,9 +35,18 @@ from rag.types import Hit
 # own `rare_term_max_df` setting (which may be 0: gate off), so runs stay comparable for refitting.
 RARE_TERM_FEATURE_MAX_DF = 3
 
-SIGNALS = ("best_dense", "best_sentence", "rare_terms", "p_refusal", "support", "model_refused", "type_match")
-FEATURES = ("best_dense", "support", "type_match")  # chosen by cross-validation on dev (decision note 0004)
-L2 = 10.0  # likewise: 1.0 (the first fit) separated held-out items worse
+SIGNALS = (
+    "best_dense",
+    "best_sentence",
+    "rare_terms",
+    "p_refusal",
+    "p_refusal_open_ended",  # p_refusal, or 0 when the answer opens with "Yes"/"No"
+    "support",
+    "model_refused",
+    "type_match",
+)
+FEATURES = ("support", "type_match", "p_refusal_open_ended")  # chosen by cross-validation on dev (decision note 0004)
+L2 = 1.0  # likewise (10 separated held-out items no better on the 167-item dev split)
 
 
 @dataclass

@@ -69,6 +69,11 @@ _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot)\b|n't\b", re.I
 _YES_NO = re.compile(r"^\s*(yes|no)\b", re.IGNORECASE)
 
 
+def opens_with_yes_or_no(text: str) -> bool:
+    """`opens_with_yes_or_no("No. It is voluntary [1].")` -> True; `opens_with_yes_or_no("Nobody")` -> False."""
+    return bool(_YES_NO.match(text))
+
+
 def names_supported(claim: str, passage: str, known: set[str] = frozenset()) -> bool:
     """Every name the claim states (the head of each capitalised run) occurs in the passage, so a
     claim cannot credit a deal to another company or a signature to another person.

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from rag.answer_type import answers_the_question, defined_term
 from rag.answerability import RARE_TERM_FEATURE_MAX_DF, AnswerabilityModel, Quote, key_excerpt, ranked_sentences
-from rag.citations import CheckedAnswer, CitationChecker, is_refusal
+from rag.citations import CheckedAnswer, CitationChecker, is_refusal, opens_with_yes_or_no
 from rag.embedding import Embedder
 from rag.errors import BadInputError, EmptyQuestionError
 from rag.evidence import tighten
@@ -315,6 +315,12 @@ class RagPipeline:
         signals["best_sentence"] = quote.score if quote else 0.0
         signals["support"] = max((c.score for c in checked.sentences if c.supported and c.cited), default=0.0)
         signals["model_refused"] = float(is_refusal(raw.strip()[:200]) if raw.strip() else 1.0)
+        # The first token's p(refusal) is no doubt about the documents when the model answers "No":
+        # "No" and "I can't find…" compete for that token on every yes/no question the passages deny.
+        p_refusal = signals.get("p_refusal")
+        signals["p_refusal_open_ended"] = (
+            None if p_refusal is None else (0.0 if opens_with_yes_or_no(raw) else p_refusal)
+        )
         fits = answers_the_question(standalone, checked.text) if not checked.refused else None
         signals["type_match"] = None if fits is None else float(fits)
         if self.answer_type_check and fits is False:

@@ -44,7 +44,9 @@ def test_answer_evaluation_on_a_fixed_subset(qwen15, real_pipeline, tmp_path):
 # 10), refusal recall 1.0 (2 of 2); the one-thread dev run replayed (dev-final-f) gives key facts
 # 0.9 and no false refusal on the same items (thread count changes a few greedy tokens). Citation
 # validity 1.0, citation precision 0.833, gold citation precision 0.7. Each floor leaves room for
-# one item to move (before the key passage: key facts 0.7, floor 0.6).
+# one item to move (before the key passage: key facts 0.7, floor 0.6). Re-measured the same evening
+# with the decision refitted on 167 dev items (support, answer type, p(refusal) unless yes/no):
+# key facts 0.8, false refusals 0.1, refusal recall 1.0, citation precision 0.75, gold 0.667.
 FLOORS = {
     "hit_at_5": 0.9,
     "key_fact_accuracy": 0.7,
