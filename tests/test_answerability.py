@@ -78,5 +78,18 @@ def test_the_shipped_decision_was_fitted_on_dev_with_the_chosen_features():
     assert model.meta["splits"] == ["dev"]
     # Each signal points the way it should: support and a stated answer type towards "answerable",
     # the model's own probability of opening with the refusal away from it.
-    assert model.weights["support"] > 0 and model.weights["type_match"] > 0 and model.weights["p_refusal"] < 0
+    w = model.weights
+    assert w["support"] > 0 and w["type_match"] > 0 and w["p_refusal_open_ended"] < 0
     assert model.meta["n"] >= 150 and model.meta["n"] - model.meta["answerable"] >= 40  # enough of each kind
+
+
+def test_a_yes_no_answer_s_refusal_probability_is_not_counted_as_doubt(make_pipeline):
+    pipe, _ = make_pipeline()
+    question = "Is the Cohere memorandum legally binding?"
+    hits = pipe.retrieve(question).hits
+    no = pipe.finish(question, question, hits, "No, it is not legally binding [1].", {"p_refusal": 0.3})
+    open_ended = pipe.finish(question, question, hits, "It is not legally binding [1].", {"p_refusal": 0.3})
+    unknown = pipe.finish(question, question, hits, "No, it is not legally binding [1].", {"p_refusal": None})
+    assert no.signals["p_refusal_open_ended"] == 0.0 and no.signals["p_refusal"] == 0.3
+    assert open_ended.signals["p_refusal_open_ended"] == 0.3
+    assert unknown.signals["p_refusal_open_ended"] is None  # a backend without token probabilities
