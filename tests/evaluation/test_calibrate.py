@@ -13,15 +13,21 @@ from rag.evaluation.calibrate import cross_validate, fit_from_run, signal_rows
 
 def _rows(n_pos: int = 40, n_neg: int = 12, seed: int = 0):
     rng = np.random.default_rng(seed)
-    rows = [{"support": float(rng.uniform(0.5, 1.0)), "p_refusal": float(rng.uniform(0, 1))} for _ in range(n_pos)]
-    rows += [{"support": float(rng.uniform(0.0, 0.45)), "p_refusal": float(rng.uniform(0, 1))} for _ in range(n_neg)]
+    rows = [
+        {"support": float(rng.uniform(0.5, 1.0)), "p_refusal_open_ended": float(rng.uniform(0, 1))}
+        for _ in range(n_pos)
+    ]
+    rows += [
+        {"support": float(rng.uniform(0.0, 0.45)), "p_refusal_open_ended": float(rng.uniform(0, 1))}
+        for _ in range(n_neg)
+    ]
     return rows, [True] * n_pos + [False] * n_neg
 
 
 def test_cross_validation_prefers_the_signal_that_separates():
     rows, labels = _rows()
     fr, rr = cross_validate(rows, labels, ("support",), l2=1.0, repeats=3)
-    fr_noise, rr_noise = cross_validate(rows, labels, ("p_refusal",), l2=1.0, repeats=3)
+    fr_noise, rr_noise = cross_validate(rows, labels, ("p_refusal_open_ended",), l2=1.0, repeats=3)
     assert rr - fr > 0.8 and fr <= 0.1
     assert rr_noise - fr_noise < rr - fr - 0.5
 
@@ -32,7 +38,7 @@ def test_fit_from_run_uses_the_recorded_signals(tmp_path):
         for i, (r, y) in enumerate(zip(rows, labels, strict=True)):
             f.write(json.dumps({"id": str(i), "answerable": y, "signals": {**r, "type_match": None}}) + "\n")
     model = fit_from_run(tmp_path)
-    assert set(model.weights) == {"support", "p_refusal"} and model.weights["support"] > 0
+    assert set(model.weights) == {"support", "p_refusal_open_ended"} and model.weights["support"] > 0
     assert model.meta["n"] == len(rows) and model.meta["answerable"] == sum(labels)
     refused = [model.probability(r) < model.threshold for r in rows]
     assert sum(refused[:40]) <= 4 and sum(refused[40:]) >= 10
