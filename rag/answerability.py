@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.embedding import Embedder
+from rag.evidence import sentence_scores
 from rag.lexical import tokenize
 from rag.text import sentence_spans
 from rag.types import Hit
@@ -75,14 +76,7 @@ def ranked_sentences(question: str, hits: list[Hit], embedder: Embedder | None) 
                 cands.append((i, s, e, text))
     if not cands:
         return []
-    want = set(tokenize(question))
-    lex = np.array([len(want & set(tokenize(t))) / max(len(want), 1) for *_, t in cands], dtype=np.float32)
-    if embedder is not None:
-        qv = embedder.embed_query(question)
-        sv = embedder.embed_documents([t for *_, t in cands])
-        score = 0.5 * np.clip(sv @ qv, 0.0, 1.0) + 0.5 * lex
-    else:
-        score = lex
+    score = sentence_scores(question, [t for *_, t in cands], embedder)
     order = np.argsort(-score, kind="stable")
     return [Quote(cands[b][0], cands[b][1], cands[b][2], float(score[b])) for b in order]
 
