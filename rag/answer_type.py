@@ -1,7 +1,8 @@
 """Does an answer say the kind of thing its question asks for?
 
 "How much is OpenAI investing?" asks for a sum of money; "How many people…?" for a number;
-"Who signed…?" for a name the question does not already give; "In which city…?" for a place.
+"Who signed…?" for a name the question does not already give; "In which city…?" for a place
+("in Manchester", not a person's name).
 A small model asked such a question about something the documents do not cover tends to write a
 true but beside-the-point sentence from a passage ("OpenAI will expand its London office [1]"),
 which the citation check keeps because the passage does say it. This module spots that case by
@@ -56,6 +57,16 @@ _TIMING = re.compile(
     re.IGNORECASE,
 )
 _COUNTS_TIME = re.compile(rf"\bhow many\s+(?:\w+\s+){{0,2}}?{_TIME_UNITS}\b", re.IGNORECASE)
+# A place is a capitalised name after a word that locates ("built in Manchester", "based at Culham");
+# a month or a season after "in" dates, and does not locate.
+_LOCATED = re.compile(
+    r"\b(?:in|at|near|across|outside|throughout|within|around)\s+(?:the\s+)?"
+    r"(?P<place>[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*)"
+)
+_NOT_A_PLACE = re.compile(
+    r"^(January|February|March|April|May|June|July|August|September|October|November|December|"
+    r"Spring|Summer|Autumn|Winter|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"
+)
 _DATE = re.compile(
     r"\b(1[89]|20)\d\d\b|\b(January|February|March|April|May|June|July|August|September|October|November|December|"
     r"spring|summer|autumn|winter)\b",
@@ -64,7 +75,7 @@ _DATE = re.compile(
 
 
 def expected_types(question: str) -> set[str]:
-    """The kinds of answer `question` asks for: a subset of {"money", "count", "name", "date"}.
+    """The kinds of answer `question` asks for: a subset of {"money", "count", "name", "place", "date"}.
 
     `expected_types("Who signed it, and how much is invested?")` -> `{"name"}` (only a leading "who" counts);
     `expected_types("How many staff work in London?")` -> `{"count"}`.
@@ -74,7 +85,9 @@ def expected_types(question: str) -> set[str]:
         out.add("money")
     elif _COUNT_Q.search(question):
         out.add("count")
-    if _WHO_Q.search(question) or _PLACE_Q.search(question) or _WHICH_ENTITY_Q.search(question):
+    if _PLACE_Q.search(question):
+        out.add("place")
+    elif _WHO_Q.search(question) or _WHICH_ENTITY_Q.search(question):
         out.add("name")
     if _YEAR_Q.search(question):
         out.add("date")
@@ -93,7 +106,7 @@ def defined_term(question: str) -> str | None:
 
 
 def has_type(text: str, kind: str, question: str = "") -> bool:
-    """True when `text` states an answer of `kind`; a name must be one the question does not give.
+    """True when `text` states an answer of `kind`; a name or place must be one the question does not give.
 
     `has_type("Peter Kyle signed it.", "name", "Who signed the OpenAI deal?")` -> True;
     `has_type("OpenAI signed it.", "name", "Who signed the OpenAI deal?")` -> False.
@@ -106,6 +119,9 @@ def has_type(text: str, kind: str, question: str = "") -> bool:
     if kind == "date":
         return bool(_DATE.search(text))
     asked = question.lower()
+    if kind == "place":
+        places = (m.group("place") for m in _LOCATED.finditer(text))
+        return any(not _NOT_A_PLACE.match(p) and p.lower().split("’")[0].split("'")[0] not in asked for p in places)
     return any(n.lower().split("'")[0] not in asked for n in names(text))
 
 

@@ -5,7 +5,7 @@ def test_question_shapes_name_the_kind_of_answer():
     assert expected_types("How much money is OpenAI investing in the UK?") == {"money"}
     assert expected_types("How many people in the UK use ChatGPT?") == {"count"}
     assert expected_types("Who signed the Cohere memorandum?") == {"name"}
-    assert expected_types("In which UK city will the lab be built?") == {"name"}
+    assert expected_types("In which UK city will the lab be built?") == {"place"}
     assert expected_types("When was the plan published?") == {"date"}
     assert expected_types("Why are critics worried?") == set()
     assert expected_types("How much time did staff save?") == set()  # not money, not a count
@@ -44,3 +44,19 @@ def test_a_duration_or_a_year_is_not_a_count_unless_the_question_counts_time():
     assert answers_the_question(question, "It was agreed in 2025 [1].") is False
     assert answers_the_question(question, "NVIDIA will train 100,000 people [1].") is True
     assert answers_the_question("How many days of staff time will AI save?", "About 240,000 days [1].") is True
+
+
+def test_a_place_question_wants_a_located_name_not_a_person_or_a_month():
+    question = "Where will the new Health Data Research Service be based?"
+    assert expected_types(question) == {"place"}
+    led_by = "It will be led by Dr Melanie Ivarsson, appointed as CEO in January 2026 [1]."
+    assert answers_the_question(question, led_by) is False  # a person, and "in January" dates
+    assert answers_the_question(question, "It will be based in Edinburgh [1].") is True
+    assert answers_the_question(question, "It will be based at the Harwell Campus [1].") is True
+    # The place must be one the question does not give.
+    assert (
+        answers_the_question("In which UK city will the lab be built?", "It will be built in the UK’s north [1].")
+        is False
+    )
+    # "Where…, and how many?" is answered by either kind.
+    assert answers_the_question("Where will the jobs be, and how many?", "There will be 1,000 jobs [1].") is True
