@@ -125,9 +125,19 @@ def has_type(text: str, kind: str, question: str = "") -> bool:
     return any(n.lower().split("'")[0] not in asked for n in names(text))
 
 
+# "Who chairs it, and when does it begin?": a question that asks a second thing.
+_SECOND_PART = re.compile(r",?\s+and\s+(?=(?:what|which|why|how|who|whom|where|when)\b)", re.IGNORECASE)
+
+
 def answers_the_question(question: str, answer: str) -> bool | None:
-    """Whether `answer` has one of the kinds `question` asks for; None when the question asks for no checkable kind."""
-    kinds = expected_types(question)
+    """Whether `answer` has one of the kinds `question` asks for; None when the question asks for no
+    checkable kind. A question in two parts ("When did…, and what was set up?") is answered by either:
+    an answer with neither part's kind is False only when both parts ask for a checkable kind.
+    """
+    parts = [expected_types(p) for p in _SECOND_PART.split(question, maxsplit=1)]
+    kinds = set().union(*parts)
     if not kinds:
         return None
-    return any(has_type(answer, k, question) for k in kinds)
+    if any(has_type(answer, k, question) for k in kinds):
+        return True
+    return None if not all(parts) else False

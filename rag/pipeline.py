@@ -322,7 +322,10 @@ class RagPipeline:
             None if p_refusal is None else (0.0 if opens_with_yes_or_no(raw) else p_refusal)
         )
         fits = answers_the_question(standalone, checked.text) if not checked.refused else None
-        signals["type_match"] = None if fits is None else float(fits)
+        # 0 only when the answer lacks the kind asked for; a question with no checkable kind, or a draft
+        # the check refused, passes (as the check itself does). Left unset, the decision would take the
+        # mean for those, and refuse a plain "why" answer on a first-token p(refusal) of 2% (note 0004).
+        signals["type_match"] = 0.0 if fits is False else 1.0
         if self.answer_type_check and fits is False:
             # A true sentence beside the point ("OpenAI will expand its London office" for "how much").
             refusal = CheckedAnswer(REFUSAL, True, [], checked.sentences)

@@ -60,3 +60,14 @@ def test_a_place_question_wants_a_located_name_not_a_person_or_a_month():
     )
     # "Where…, and how many?" is answered by either kind.
     assert answers_the_question("Where will the jobs be, and how many?", "There will be 1,000 jobs [1].") is True
+
+
+def test_a_two_part_question_is_answered_by_either_part():
+    question = "When did Peter Kyle expect the recommendations, and what was to be set up in DSIT?"
+    # The second part asks for nothing checkable, so an answer to it alone is not caught.
+    assert answers_the_question(question, "An AI Opportunities Unit was to be set up in DSIT [4].") is None
+    assert answers_the_question(question, "He expected them by September [3].") is True
+    # Both parts checkable (a count, a place): an answer with neither kind is caught.
+    both = "How many GPUs will Stargate UK start with, and where will it be based?"
+    assert answers_the_question(both, "Stargate UK will grow over time [1].") is False
+    assert answers_the_question(both, "It will be based in the North East [1].") is True

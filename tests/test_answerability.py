@@ -93,3 +93,17 @@ def test_a_yes_no_answer_s_refusal_probability_is_not_counted_as_doubt(make_pipe
     assert no.signals["p_refusal_open_ended"] == 0.0 and no.signals["p_refusal"] == 0.3
     assert open_ended.signals["p_refusal_open_ended"] == 0.3
     assert unknown.signals["p_refusal_open_ended"] is None  # a backend without token probabilities
+
+
+def test_the_type_signal_is_zero_only_for_an_answer_missing_the_asked_kind(make_pipeline):
+    # Left unset for questions with no checkable kind, the decision used to take the signal's mean and
+    # refuse those answers on a small p(refusal); now they pass the type signal as they pass the check.
+    pipe, _ = make_pipeline()
+    question = "Which sectors could OpenAI provide technology to?"
+    hits = pipe.retrieve(question).hits
+    why = pipe.finish(question, question, hits, "OpenAI may provide technology to education and defence [1].", {})
+    missing = pipe.finish(
+        "How much is it?", "How much money is OpenAI investing?", hits, "OpenAI may work with education [1].", {}
+    )
+    assert why.signals["type_match"] == 1.0
+    assert missing.signals["type_match"] == 0.0
