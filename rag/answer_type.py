@@ -63,15 +63,13 @@ _LOCATED = re.compile(
     r"\b(?:in|at|near|across|outside|throughout|within|around)\s+(?:the\s+)?"
     r"(?P<place>[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*)"
 )
+_MONTHS_AND_SEASONS = (
+    "January|February|March|April|May|June|July|August|September|October|November|December|spring|summer|autumn|winter"
+)
 _NOT_A_PLACE = re.compile(
-    r"^(January|February|March|April|May|June|July|August|September|October|November|December|"
-    r"Spring|Summer|Autumn|Winter|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"
+    rf"^(?:{_MONTHS_AND_SEASONS}|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b", re.IGNORECASE
 )
-_DATE = re.compile(
-    r"\b(1[89]|20)\d\d\b|\b(January|February|March|April|May|June|July|August|September|October|November|December|"
-    r"spring|summer|autumn|winter)\b",
-    re.IGNORECASE,
-)
+_DATE = re.compile(rf"\b(1[89]|20)\d\d\b|\b(?:{_MONTHS_AND_SEASONS})\b", re.IGNORECASE)
 
 
 def expected_types(question: str) -> set[str]:
