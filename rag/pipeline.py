@@ -99,6 +99,7 @@ class RagPipeline:
         answer_type_check: bool = shipped("answer_type_check"),
         question_first: bool = shipped("question_first"),
         key_passage: bool = shipped("key_passage"),
+        follow_up_fusion: bool = shipped("follow_up_fusion"),
     ) -> None:
         self.retriever = retriever
         self.generator = generator
@@ -119,6 +120,7 @@ class RagPipeline:
         self.answer_type_check = answer_type_check
         self.question_first = question_first
         self.key_passage = key_passage
+        self.follow_up_fusion = follow_up_fusion
 
     @classmethod
     def from_settings(
@@ -172,6 +174,7 @@ class RagPipeline:
             answer_type_check=s.answer_type_check,
             question_first=s.question_first,
             key_passage=s.key_passage,
+            follow_up_fusion=s.follow_up_fusion,
         )
 
     def warm(self) -> None:
@@ -211,10 +214,18 @@ class RagPipeline:
             raise EmptyQuestionError("The search query is empty.")
         return self.retriever.retrieve(query.strip(), k or self.top_k).hits
 
-    def retrieve(self, query: str, k: int | None = None) -> RetrievalResult:
+    def retrieve(self, query: str, k: int | None = None, also: tuple[str, ...] = ()) -> RetrievalResult:
         """The passages given to the model for a standalone `query` (with the documents' focus
-        added when it asks about "the deal" without naming anyone)."""
-        return self.retriever.retrieve(with_focus(query, self.focus_query), k or self.top_k)
+        added when it asks about "the deal" without naming anyone), fused with those for `also`."""
+        focused = tuple(with_focus(q, self.focus_query) for q in (query, *also))
+        return self.retriever.retrieve(focused[0], k or self.top_k, also=focused[1:])
+
+    def follow_up_query(self, question: str, history: list[dict[str, str]]) -> tuple[str, ...]:
+        """What a follow-up also searches with: its own words after the previous question. The rewrite
+        alone can lose the subject ("What was the Anthropic one focused on?" came back unchanged;
+        "Who signed it for the UK?" became a query whose passages hold no signer)."""
+        last_user = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
+        return (f"{question} {last_user}",) if history and last_user and self.follow_up_fusion else ()
 
     def evidence(self, query: str, hits: list[Hit]) -> list[Hit]:
         """The passages as the model sees them: whole, or cut to their best sentences (`evidence_sentences`),
@@ -262,7 +273,7 @@ class RagPipeline:
         standalone = self.rewrite(question, turns)
         yield Rewritten(standalone)
 
-        result = self.retrieve(standalone, k)
+        result = self.retrieve(standalone, k, also=self.follow_up_query(question, turns))
         hits = result.hits
         t_retrieved = time.perf_counter()
         timings = Timings(retrieve_s=t_retrieved - t0)

@@ -103,20 +103,31 @@ class HybridRetriever:
     def documents(self) -> dict[str, Document]:
         return self.data.documents
 
-    def retrieve(self, query: str, k: int = 5) -> RetrievalResult:
-        """The `k` best distinct passages for `query`, fused from dense and lexical rankings."""
-        qv = self.embedder.embed_query(query)
+    def retrieve(self, query: str, k: int = 5, also: tuple[str, ...] = ()) -> RetrievalResult:
+        """The `k` best distinct passages for `query`, fused from dense and lexical rankings.
+
+        Each query in `also` adds its own rankings to the same fusion (a follow-up searches with its
+        rewrite and with the user's own words beside the previous question); the best dense score
+        is the best over all of them, the ranks reported on each hit are `query`'s.
+        """
         with self._lock:
             data, bm25, body_bm25 = self.data, self._bm25, self._body_bm25
-        dense = data.search(qv, self.candidates)
-        lexical = bm25.search(query, self.candidates) if self.mode != "dense" else []
-        body = body_bm25.search(query, self.candidates) if self.mode != "dense" and self.body_keywords else []
-        best_dense = dense[0][1] if dense else -1.0
-        if self.mode == "lexical":
-            dense = []
-        dense_rank = {row: r for r, (row, _) in enumerate(dense, 1)}
-        lex_rank = {row: r for r, (row, _) in enumerate(lexical, 1)}
-        fused = rrf([[row for row, _ in ranking] for ranking in (dense, lexical, body) if ranking], self.rrf_k)
+        rankings: list[list[int]] = []
+        best_dense = -1.0
+        dense_rank: dict[int, int] = {}
+        lex_rank: dict[int, int] = {}
+        for i, q in enumerate((query, *also)):
+            dense = data.search(self.embedder.embed_query(q), self.candidates)
+            lexical = bm25.search(q, self.candidates) if self.mode != "dense" else []
+            body = body_bm25.search(q, self.candidates) if self.mode != "dense" and self.body_keywords else []
+            best_dense = max(best_dense, dense[0][1] if dense else -1.0)
+            if self.mode == "lexical":
+                dense = []
+            if i == 0:
+                dense_rank = {row: r for r, (row, _) in enumerate(dense, 1)}
+                lex_rank = {row: r for r, (row, _) in enumerate(lexical, 1)}
+            rankings += [[row for row, _ in ranking] for ranking in (dense, lexical, body) if ranking]
+        fused = rrf(rankings, self.rrf_k)
 
         hits: list[Hit] = []
         kept_tokens: list[set[str]] = []

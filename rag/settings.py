@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     prompt_cache_mb: int = Field(256, ge=0)  # llama.cpp states kept in RAM to skip re-reading a shared prompt prefix
     seed: int = 0
     rewrite_followups: bool = True
+    follow_up_fusion: bool = True  # a follow-up also searches with its own words after the previous question
     refusal_min_p: float = Field(0.35, ge=0.0, le=1.0)  # refuse only when the model's p(refusal opening) >= this
     evidence_sentences: int = Field(0, ge=0, le=200)  # 0: whole passages; N: only the N best sentences...
     evidence_neighbours: int = Field(1, ge=0, le=10)  # ...with this many neighbours either side

@@ -35,17 +35,17 @@ def test_a_rare_name_is_not_refused_by_the_relevance_gate_and_is_answered(qwen15
     assert all("Humphrey" in c.quote for c in a.citations), [c.quote for c in a.citations]
 
 
-def test_a_follow_up_about_who_signed_never_cites_a_passage_without_the_signer(qwen15, real_pipeline):
+def test_a_follow_up_about_who_signed_is_answered_from_the_passage_naming_the_signer(qwen15, real_pipeline):
     history = [
         {"role": "user", "content": "What did the UK agree with OpenAI in July 2025?"},
         {"role": "assistant", "content": "The UK government signed a strategic partnership with OpenAI [1]."},
     ]
     a = real_pipeline(qwen15).ask("Who signed it for the UK?", history)
     assert "OpenAI" in a.standalone_question  # the rewrite resolved "it"
-    # "The UK government signed it [1]" names no signer: the answer-type check turns it into a refusal
-    # rather than a non-answer; a sentence that names Peter Kyle must cite a passage that does.
-    if not a.refused:
-        assert any("Kyle" in s for s in split_sentences(a.answer)), a.answer
+    # The rewrite's passages alone hold no signer; the follow-up's own words after the previous
+    # question bring the press release ("Signed today by Technology Secretary Peter Kyle…").
+    assert not a.refused, a.raw_answer
+    assert any("Kyle" in s for s in split_sentences(a.answer)), a.answer
     for sentence in (s for s in split_sentences(a.answer) if "Kyle" in s):
         cited = _cited_texts(a, sentence)
         assert cited and all("Peter Kyle" in t for t in cited), (sentence, cited)

@@ -125,3 +125,20 @@ def test_only_a_what_is_question_is_answered_from_a_sentence_naming_the_term(mak
     pipe, _ = make_pipeline(["Cohere is a bank in Paris [2].", "Cohere is a bank in Paris [2]."])
     assert pipe.ask("Where does Cohere have banks?").refused  # another question shape: refused as before
     assert pipe.ask("What is Zebedee?").refused  # no passage sentence names the term
+
+
+def test_a_follow_up_also_searches_with_its_own_words_after_the_previous_question(make_pipeline):
+    history = [{"role": "user", "content": "What will Cohere explore?"}, {"role": "assistant", "content": "Data [1]."}]
+    calls: list[tuple] = []
+    for fusion in (True, False):
+        pipe, _ = make_pipeline(["Is the memorandum legally binding?", REFUSAL], follow_up_fusion=fusion)
+        search = pipe.retriever.retrieve
+        pipe.retriever.retrieve = lambda q, k, also=(), search=search: calls.append((q, also)) or search(q, k, also)
+        pipe.ask("Is it binding?", history)
+    # The rewrite is searched first (with the documents' focus, as it asks about "the memorandum");
+    # the user's own words follow, after the question they follow up.
+    assert calls[0][0].startswith("Is the memorandum legally binding?")
+    assert calls[0][1] == ("Is it binding? What will Cohere explore?",)
+    assert calls[1][1] == ()
+    pipe, _ = make_pipeline([REFUSAL])
+    assert pipe.follow_up_query("Is it binding?", []) == ()

@@ -80,3 +80,17 @@ def test_a_word_every_passage_inherits_from_its_title_does_not_drown_the_passage
         r.remove_document("release")  # removal reaches the body ranking too
         assert all(h.chunk.doc_id != "release" for h in r.retrieve("What is Humphrey?", k=5).hits)
     assert found == {False: "tools", True: "release"}
+
+
+def test_a_second_query_joins_the_fusion_and_the_ranks_stay_the_first_querys(index_data, embedder):
+    r = HybridRetriever(index_data, embedder, candidates=10)
+    alone = r.retrieve("Cohere data centres Canada", k=2)
+    both = r.retrieve("Cohere data centres Canada", k=2, also=("London office staff",))
+    assert "openai-deal#0002" not in [h.chunk.chunk_id for h in alone.hits]
+    assert {h.chunk.chunk_id for h in both.hits} == {"openai-deal#0002", "cohere-mou#0000"}
+    cohere = next(h for h in both.hits if h.chunk.doc_id == "cohere-mou")
+    assert (cohere.dense_rank, cohere.lexical_rank) == (1, 1)
+    assert both.best_dense == max(alone.best_dense, r.retrieve("London office staff", k=2).best_dense)
+    assert [h.chunk.chunk_id for h in r.retrieve("Cohere data centres Canada", k=2, also=()).hits] == [
+        h.chunk.chunk_id for h in alone.hits
+    ]
