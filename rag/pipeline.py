@@ -95,7 +95,7 @@ class RagPipeline:
         answerability: AnswerabilityModel | None = None,
         evidence_sentences: int = shipped("evidence_sentences"),
         evidence_neighbours: int = shipped("evidence_neighbours"),
-        passage_order: Literal["retrieval", "best_first", "best_last"] = shipped("passage_order"),
+        passage_order: Literal["retrieval", "best_first", "best_last", "by_document"] = shipped("passage_order"),
         answer_type_check: bool = shipped("answer_type_check"),
         question_first: bool = shipped("question_first"),
         key_passage: bool = shipped("key_passage"),
@@ -229,10 +229,17 @@ class RagPipeline:
 
     def evidence(self, query: str, hits: list[Hit]) -> list[Hit]:
         """The passages as the model sees them: whole, or cut to their best sentences (`evidence_sentences`),
-        in retrieval order or ordered by their best sentence's closeness to the question (`passage_order`)."""
+        in retrieval order, ordered by their best sentence's closeness to the question, or grouped by
+        document (`passage_order`; measured in note 0004, retrieval order is shipped)."""
         hits = tighten(query, hits, self.checker.embedder, self.evidence_sentences, self.evidence_neighbours)
         if self.passage_order == "retrieval" or len(hits) < 2:
             return hits
+        if self.passage_order == "by_document":
+            # Passages of one document together, in the document's own order; documents by their best passage.
+            first = {}
+            for i, h in enumerate(hits):
+                first.setdefault(h.chunk.doc_id, i)
+            return sorted(hits, key=lambda h: (first[h.chunk.doc_id], h.chunk.start))
         best: dict[int, float] = {}
         for q in ranked_sentences(query, hits, self.checker.embedder):
             best.setdefault(q.hit, q.score)

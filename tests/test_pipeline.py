@@ -1,4 +1,5 @@
 from rag.prompts import REFUSAL
+from rag.types import Hit
 
 
 def test_answer_cites_the_passage_it_rests_on(make_pipeline):
@@ -142,3 +143,13 @@ def test_a_follow_up_also_searches_with_its_own_words_after_the_previous_questio
     assert calls[1][1] == ()
     pipe, _ = make_pipeline([REFUSAL])
     assert pipe.follow_up_query("Is it binding?", []) == ()
+
+
+def test_passages_can_be_shown_grouped_by_document_in_the_documents_order(make_pipeline):
+    pipe, _ = make_pipeline(passage_order="by_document")
+    chunks = {c.chunk_id: c for c in pipe.retriever.chunks}
+    hits = [Hit(chunks[c], 1.0) for c in ("openai-deal#0002", "cohere-mou#0000", "openai-deal#0000")]
+    shown = [h.chunk.chunk_id for h in pipe.evidence("Who?", hits)]
+    assert shown == ["openai-deal#0000", "openai-deal#0002", "cohere-mou#0000"]
+    pipe.passage_order = "retrieval"
+    assert [h.chunk.chunk_id for h in pipe.evidence("Who?", hits)] == [h.chunk.chunk_id for h in hits]
