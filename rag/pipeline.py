@@ -236,7 +236,7 @@ class RagPipeline:
             return hits
         if self.passage_order == "by_document":
             # Passages of one document together, in the document's own order; documents by their best passage.
-            first = {}
+            first: dict[str, int] = {}
             for i, h in enumerate(hits):
                 first.setdefault(h.chunk.doc_id, i)
             return sorted(hits, key=lambda h: (first[h.chunk.doc_id], h.chunk.start))

@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     refusal_min_p: float = Field(0.35, ge=0.0, le=1.0)  # refuse only when the model's p(refusal opening) >= this
     evidence_sentences: int = Field(0, ge=0, le=200)  # 0: whole passages; N: only the N best sentences...
     evidence_neighbours: int = Field(1, ge=0, le=10)  # ...with this many neighbours either side
-    # Passages in retrieval order, or by their best sentence's closeness to the question (best first or last).
+    # Passages in retrieval order, by their best sentence's closeness to the question (best first or last),
+    # or grouped by document in each document's own order.
     passage_order: Literal["retrieval", "best_first", "best_last", "by_document"] = "retrieval"
     question_first: bool = False  # ask the question before the passages as well as after them
     demonstrations: bool = True  # worked examples before the passages (kept in llama.cpp's prompt cache)
