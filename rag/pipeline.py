@@ -74,6 +74,11 @@ def clean_history(history: list[dict[str, Any]] | None) -> list[dict[str, str]]:
     return out
 
 
+def last_user_turn(history: list[dict[str, Any]]) -> str:
+    """The user's previous question: `[{"role": "user", "content": "Q"}, {"role": "assistant", …}]` -> "Q"."""
+    return next((str(m.get("content", "")) for m in reversed(history) if m.get("role") == "user"), "")
+
+
 class RagPipeline:
     """Answers questions from the indexed documents with checked citations."""
 
@@ -202,8 +207,7 @@ class RagPipeline:
                 rewritten = rewritten[len(prefix) :].strip()
         # A small model sometimes answers instead of rewriting; fall back to plain concatenation.
         if not rewritten or len(rewritten) > 3 * len(question) + 200:
-            last_user = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
-            rewritten = f"{last_user} {question}".strip()
+            rewritten = f"{last_user_turn(history)} {question}".strip()
         # ...or swaps the party the follow-up names for the one discussed before: keep the user's words.
         if any(n.lower() not in rewritten.lower() for n in names(question)):
             rewritten = question
@@ -224,8 +228,8 @@ class RagPipeline:
         """What a follow-up also searches with: its own words after the previous question. The rewrite
         alone can lose the subject ("What was the Anthropic one focused on?" came back unchanged;
         "Who signed it for the UK?" became a query whose passages hold no signer)."""
-        last_user = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
-        return (f"{question} {last_user}",) if history and last_user and self.follow_up_fusion else ()
+        last_user = last_user_turn(history)
+        return (f"{question} {last_user}",) if last_user and self.follow_up_fusion else ()
 
     def evidence(self, query: str, hits: list[Hit]) -> list[Hit]:
         """The passages as the model sees them: whole, or cut to their best sentences (`evidence_sentences`),

@@ -19,7 +19,7 @@ from rag.errors import BadInputError
 from rag.evaluation.qaset import QAItem
 from rag.evaluation.records import append_record, done_keys, read_records
 from rag.evaluation.scoring import quote_spans, score_answer, score_retrieval, summarise
-from rag.pipeline import RagPipeline
+from rag.pipeline import RagPipeline, last_user_turn
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,7 @@ def retrieval_query(item: QAItem) -> str:
     It mirrors the pipeline's own fallback when a follow-up cannot be rewritten, without a model:
     history `[{"role": "user", "content": "The Cohere MoU?"}]` + "Is it binding?" -> "The Cohere MoU? Is it binding?".
     """
-    last_user = next((t["content"] for t in reversed(item.history) if t.get("role") == "user"), "")
-    return f"{last_user} {item.question}".strip()
+    return f"{last_user_turn(item.history)} {item.question}".strip()
 
 
 def _base(item: QAItem) -> dict[str, Any]:
