@@ -85,13 +85,28 @@ class RequestTimeoutError(RagError):
     code = "timeout"
     status = 504
 
+    def __init__(
+        self, msg: str = "The answer took longer than this server allows; try again, or ask a narrower question."
+    ) -> None:
+        super().__init__(msg)
+
+
+class AnswerStoppedError(RagError):
+    """The answer was stopped before it finished, because whoever asked for it stopped waiting."""
+
+    code = "stopped"
+    status = 499  # logged like nginx's "client closed request"; the one who asked has gone
+
+    def __init__(self, msg: str = "The answer was stopped before it finished; ask again to get it.") -> None:
+        super().__init__(msg)
+
 
 class RateLimitedError(RagError):
     code = "rate_limited"
     status = 429
 
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"Too many requests from this key or address; try again in {retry_after_s} s.")
+    def __init__(self, retry_after_s: int, message: str = "") -> None:
+        super().__init__(message or f"Too many requests from this key or address; try again in {retry_after_s} s.")
         self.retry_after_s = retry_after_s
 
 

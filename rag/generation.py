@@ -9,6 +9,7 @@ passages or citations. `make_generator` is the one factory that picks a backend.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -166,10 +167,13 @@ class LlamaCppGenerator:
             if opening_floor is not None:
                 kw["logits_processor"] = self._floor_processor(opening_floor)
             try:
-                for part in self._llm.create_chat_completion(messages=messages, stream=True, **kw):
-                    text = part["choices"][0]["delta"].get("content")
-                    if text:
-                        yield text
+                parts = self._llm.create_chat_completion(messages=messages, stream=True, **kw)
+                # Closed with this stream: llama.cpp then stops after the token it is computing.
+                with contextlib.closing(parts):
+                    for part in parts:
+                        text = part["choices"][0]["delta"].get("content")
+                        if text:
+                            yield text
             except ValueError as e:  # e.g. the prompt exceeds the context window
                 raise GenerationError(f"the model could not answer: {e}") from e
 
@@ -282,6 +286,8 @@ class TransformersGenerator:
                 kw["logits_processor"] = self._floor_processor(opening_floor)
             streamer = TextIteratorStreamer(self._tok, skip_prompt=True, skip_special_tokens=True)
             errors: list[BaseException] = []
+            halt = threading.Event()  # set when this stream is closed early: generation stops at the next token
+            kw["stopping_criteria"] = halt_criteria(halt)
 
             def run() -> None:
                 try:
@@ -293,12 +299,28 @@ class TransformersGenerator:
 
             worker = threading.Thread(target=run, daemon=True)
             worker.start()
-            for text in streamer:
-                if text:
-                    yield text
-            worker.join()
+            try:
+                for text in streamer:
+                    if text:
+                        yield text
+            finally:
+                # Left early, the model would go on generating for nobody, beside the next request.
+                halt.set()
+                worker.join()
             if errors:
                 raise GenerationError(f"the model failed while answering: {errors[0]}") from errors[0]
+
+
+def halt_criteria(halt: threading.Event):
+    """transformers stopping criteria that end the generation at the first step after `halt` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Halt(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), halt.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([_Halt()])
 
 
 class OpenAICompatGenerator:

@@ -7,7 +7,9 @@ The CLI, the HTTP API, the browser chat and the evaluation all call this and not
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from rag.prompts import REFUSAL, answer_messages, rewrite_messages
 from rag.query import with_focus
 from rag.retrieval import HybridRetriever, RetrievalResult
 from rag.settings import Settings, shipped
+from rag.stopping import StopSignal, acquire_unless
 from rag.text import names, strip_markers
 from rag.types import Answer, Citation, Hit, SentenceCheck, Timings
 
@@ -126,6 +129,9 @@ class RagPipeline:
         self.question_first = question_first
         self.key_passage = key_passage
         self.follow_up_fusion = follow_up_fusion
+        # One model serves every request: each call takes its turn here, where a request whose
+        # client has gone can leave the queue (a backend's own lock cannot be given up on).
+        self.model_lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -189,17 +195,40 @@ class RagPipeline:
 
         probe = Chunk("warm#0", "warm", "Warming up.", 0, 11)
         messages = answer_messages("Ready?", [Hit(probe, 0.0)], self.demonstrations, self.question_first)
-        self.generator.generate(messages, max_tokens=1)
+        with self.model_lock:
+            self.generator.generate(messages, max_tokens=1)
 
     @property
     def model_name(self) -> str:
         return self.generator.name
 
-    def rewrite(self, question: str, history: list[dict[str, str]]) -> str:
-        """A standalone form of a follow-up question (the question itself when there is no history)."""
+    @contextlib.contextmanager
+    def holding_model(self, stop: StopSignal | None = None) -> Iterator[None]:
+        """Hold the model for one call: wait for the calls before it, unless `stop` is set first.
+
+        Raises:
+            RequestTimeoutError, AnswerStoppedError: `stop` was set (see `StopSignal.error`);
+                nothing was generated.
+        """
+        if not acquire_unless(self.model_lock, stop):
+            assert stop is not None  # only a signal ends the wait without the lock
+            raise stop.error()
+        try:
+            yield
+        finally:
+            self.model_lock.release()
+
+    def rewrite(self, question: str, history: list[dict[str, str]], stop: StopSignal | None = None) -> str:
+        """A standalone form of a follow-up question (the question itself when there is no history).
+
+        Raises:
+            RequestTimeoutError, AnswerStoppedError: `stop` was set before the rewrite's end.
+        """
         if not history or not self.rewrite_followups:
             return question
-        text = self.generator.generate(rewrite_messages(question, history), max_tokens=64, temperature=0.0)
+        with self.holding_model(stop):
+            pieces = stream_text(self.generator, rewrite_messages(question, history), 64, 0.0)
+            text = "".join(until_stopped(pieces, stop))
         lines = [ln.strip().strip('"').strip() for ln in text.strip().splitlines() if ln.strip()]
         rewritten = lines[0] if lines else ""
         for prefix in ("Standalone question:", "Question:"):
@@ -262,16 +291,26 @@ class RagPipeline:
         return not (self.rare_term_max_df and self.retriever.rare_terms(query, self.rare_term_max_df))
 
     def stream(
-        self, question: str, history: list[dict[str, Any]] | None = None, top_k: int | None = None
+        self,
+        question: str,
+        history: list[dict[str, Any]] | None = None,
+        top_k: int | None = None,
+        stop: StopSignal | None = None,
     ) -> Iterator[StreamEvent]:
         """Answer `question`, yielding the rewritten question, each generated piece, then the `Answer`.
 
         Tokens are the model's raw text (with its own markers); the final `Answer` is the checked one.
+        Each model call waits its turn for the model (calls of this pipeline run one at a time).
+
+        Args:
+            stop: once set (its client went, or its deadline passed), an answer still waiting for
+                the model never starts, and one generating stops after the piece under way.
 
         Raises:
             EmptyQuestionError: the question is blank.
             BadInputError: the question is too long.
             GenerationError: the model backend failed.
+            RequestTimeoutError, AnswerStoppedError: `stop` was set (see `StopSignal.error`).
         """
         question = (question or "").strip()
         if not question:
@@ -281,7 +320,7 @@ class RagPipeline:
         k = top_k or self.top_k
         t0 = time.perf_counter()
         turns = clean_history(history)
-        standalone = self.rewrite(question, turns)
+        standalone = self.rewrite(question, turns, stop)
         yield Rewritten(standalone)
 
         result = self.retrieve(standalone, k, also=self.follow_up_query(question, turns))
@@ -301,15 +340,17 @@ class RagPipeline:
         pieces: list[str] = []
         floor = OpeningFloor(REFUSAL, self.refusal_min_p) if self.refusal_min_p > 0 else None
         messages = answer_messages(standalone, hits, self.demonstrations, self.question_first)
-        for piece in stream_text(self.generator, messages, self.max_new_tokens, self.temperature, floor):
-            if not pieces:
-                timings.ttft_s = time.perf_counter() - t0
-            pieces.append(piece)
-            yield Token(piece)
-        signals = {
-            "best_dense": result.best_dense,
-            "p_refusal": self.generator.last_opening_p if floor and self.generator.supports_opening_floor else None,
-        }
+        reply = stream_text(self.generator, messages, self.max_new_tokens, self.temperature, floor)
+        # Closed when this stream is (its client went): the backend stops and the model is freed at once.
+        with self.holding_model(stop), contextlib.closing(until_stopped(reply, stop)) as replied:
+            for piece in replied:
+                if not pieces:
+                    timings.ttft_s = time.perf_counter() - t0
+                pieces.append(piece)
+                yield Token(piece)
+            # Read while the model is still ours: the next call would overwrite it.
+            p_refusal = self.generator.last_opening_p if floor and self.generator.supports_opening_floor else None
+        signals = {"best_dense": result.best_dense, "p_refusal": p_refusal}
         answer = self.finish(question, standalone, hits, "".join(pieces), signals)
         answer.timings = timings
         answer.tokens = len(pieces)
@@ -391,6 +432,24 @@ class RagPipeline:
             if event.kind == "answer":
                 return event.data
         raise AssertionError("stream ended without an answer")  # pragma: no cover
+
+
+def until_stopped(pieces: Iterator[str], stop: StopSignal | None) -> Iterator[str]:
+    """`pieces` until `stop` is set, which is read after each piece, before the next is asked for;
+    a generator `pieces` is closed however this ends (a backend stops generating when its stream is).
+
+    Raises:
+        RequestTimeoutError, AnswerStoppedError: `stop` was set before the last piece.
+    """
+    try:
+        for piece in pieces:
+            yield piece
+            if stop is not None:
+                stop.check()
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
 
 
 def definition_quote(question: str, ranked: list[Quote], hits: list[Hit]) -> Quote | None:

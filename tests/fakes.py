@@ -6,6 +6,8 @@ Both are deterministic; the scripted generator records every prompt it receives.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +127,50 @@ def write_corpus(root: Path) -> Path:
         (root / f"{doc_id}.md").write_text(text, encoding="utf-8")
     (root / "README.md").write_text("# not a document\n", encoding="utf-8")
     return root
+
+
+class PacedGenerator:
+    """A slow model for stop-and-timeout tests: streams `pieces` words, sleeping `per_piece_s`
+    before each, one generation at a time (holding its own lock, as the real backends do).
+
+    `log` records, in order and with `time.monotonic()` stamps, ("start", n) when generation n
+    begins (its prefill) and ("piece", n) when it begins a piece; `busy` is true while one runs.
+    """
+
+    supports_opening_floor = False
+    last_opening_p: float | None = None
+
+    def __init__(self, per_piece_s: float = 0.1, pieces: int = 20) -> None:
+        self.name = "paced"
+        self.per_piece_s = per_piece_s
+        self.pieces = pieces
+        self.log: list[tuple[str, int, float]] = []
+        self._lock = threading.Lock()
+        self._count = threading.Lock()
+        self._running = 0  # calls in `stream`, waiting for the lock or generating
+
+    @property
+    def busy(self) -> bool:
+        return self._running > 0
+
+    def events(self, kind: str, after: float = float("-inf")) -> list[int]:
+        """The generation numbers of the `kind` events stamped after `after`."""
+        return [n for k, n, t in list(self.log) if k == kind and t > after]
+
+    def generate(self, messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
+        return "".join(self.stream(messages, max_tokens, temperature))
+
+    def stream(self, messages, max_tokens: int = 300, temperature: float = 0.0, opening_floor=None) -> Iterator[str]:
+        with self._count:
+            self._running += 1
+        try:
+            with self._lock:
+                n = len(self.events("start"))
+                self.log.append(("start", n, time.monotonic()))
+                for i in range(min(self.pieces, max_tokens)):
+                    self.log.append(("piece", n, time.monotonic()))
+                    time.sleep(self.per_piece_s)
+                    yield f"w{i} "
+        finally:
+            with self._count:
+                self._running -= 1

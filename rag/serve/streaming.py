@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from starlette.background import BackgroundTask
 from rag.errors import RagError, RequestTimeoutError, ServerBusyError
 from rag.pipeline import RagPipeline, StreamEvent
 from rag.serve.thread_bridge import iterate_in_thread
+from rag.stopping import StopSignal
 from rag.types import Answer
 
 Frame = dict[str, str]  # one server-sent event: {"event"?: ..., "data": ...}
@@ -91,11 +93,13 @@ class AnswerStream:
         rest: AsyncIterator[StreamEvent],
         deadline: float | None = None,
         on_close: Callable[[], None] | None = None,
+        stop: StopSignal | None = None,
     ) -> None:
         self.first = first
         self._rest = rest
         self._deadline = deadline
         self._on_close = on_close
+        self._stop = stop
 
     @classmethod
     async def start(
@@ -117,18 +121,22 @@ class AnswerStream:
             RagError: the question was refused before anything was generated (empty, too long, ...).
         """
         deadline = None
+        stop = StopSignal()
         if gate is not None:
             gate.take()
             deadline = asyncio.get_running_loop().time() + gate.timeout_s
-        events = iterate_in_thread(pipeline.stream(question, history, top_k))
+            # The same limit on the worker's clock, so an answer still queued for the model gives up.
+            stop = StopSignal(time.monotonic() + gate.timeout_s)
+        events = iterate_in_thread(pipeline.stream(question, history, top_k, stop=stop), stop)
         try:
             first = await _next_by(events, deadline)
         except BaseException:
+            stop.set()
             await events.aclose()
             if gate is not None:
                 gate.give_back()
             raise
-        return cls(first, events, deadline, gate.give_back if gate is not None else None)
+        return cls(first, events, deadline, gate.give_back if gate is not None else None, stop)
 
     async def _next(self) -> StreamEvent:
         return await _next_by(self._rest, self._deadline)
@@ -144,7 +152,10 @@ class AnswerStream:
             yield ev
 
     async def close(self) -> None:
-        """Stop the generation (its worker stops after the current piece and releases the model)."""
+        """Stop the generation: one waiting for the model never starts; one generating stops after
+        the current piece and releases the model."""
+        if self._stop is not None:
+            self._stop.set()
         await self._rest.aclose()
         if self._on_close is not None:
             on_close, self._on_close = self._on_close, None

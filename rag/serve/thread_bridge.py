@@ -2,7 +2,9 @@
 the event loop: a worker thread runs it and hands each item over through a queue.
 
 If the consumer stops early (a client disconnects), the worker stops after its current item and
-closes the generator, so a model lock it holds is released. This module knows nothing about RAG.
+closes the generator, so a model lock it holds is released; a stop signal shared with the
+generator is set at once, so a generator still waiting (for a lock) can give up without producing
+an item first. This module knows nothing about RAG.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +22,24 @@ T = TypeVar("T")
 _ITEM, _DONE, _ERROR = "item", "done", "error"
 
 
-async def iterate_in_thread(gen: Iterator[T]) -> AsyncIterator[T]:
+class Signal(Protocol):
+    """What `iterate_in_thread` sets when its consumer goes (a `threading.Event` will do)."""
+
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+
+async def iterate_in_thread(gen: Iterator[T], stop: Signal | None = None) -> AsyncIterator[T]:
     """Yield the items of `gen`, computed in a worker thread.
 
     `[x async for x in iterate_in_thread(iter([1, 2]))]` -> `[1, 2]`.
 
     Args:
         gen: any iterator; a generator is closed when iteration ends or is abandoned.
+        stop: a signal `gen` reads, set as soon as the consumer stops early or is cancelled. It is
+            `gen`'s to act on; the worker itself only stops when the consumer has gone, so a
+            signal that sets itself (a deadline) ends the iteration with whatever `gen` raises.
 
     Returns:
         An async iterator over the same items.
@@ -36,19 +49,24 @@ async def iterate_in_thread(gen: Iterator[T]) -> AsyncIterator[T]:
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
-    stop = threading.Event()
+    gone = threading.Event()
+
+    def leave() -> None:
+        gone.set()
+        if stop is not None:
+            stop.set()
 
     def put(kind: str, value: object) -> None:
         try:
             loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
         except RuntimeError:  # the event loop has closed: nobody is listening any more
-            stop.set()
+            leave()
 
     def work() -> None:
         try:
             for item in gen:
                 put(_ITEM, item)
-                if stop.is_set():
+                if gone.is_set():
                     break
             else:
                 put(_DONE, None)
@@ -74,4 +92,4 @@ async def iterate_in_thread(gen: Iterator[T]) -> AsyncIterator[T]:
                 raise value
             yield value  # type: ignore[misc]
     finally:
-        stop.set()
+        leave()

@@ -26,7 +26,7 @@ class FakePipeline:
         self.closed = threading.Event()
         self.produced = 0
 
-    def stream(self, question, history=None, top_k=None):
+    def stream(self, question, history=None, top_k=None, stop=None):
         if not question.strip():
             raise EmptyQuestionError()
         try:

@@ -61,3 +61,36 @@ def test_abandoned_iteration_stops_and_closes_the_generator():
     assert asyncio.run(main()) == 0
     assert closed.wait(5)
     assert len(produced) < 10_000
+
+
+def waits_for(lock: threading.Lock, stop: threading.Event, ended: threading.Event, first: bool):
+    """Yields "first" (when asked to), then waits for `lock` until `stop` is set; sets `ended` on its way out."""
+    try:
+        if first:
+            yield "first"
+        while not lock.acquire(timeout=0.05):
+            if stop.is_set():
+                return
+        yield "got the lock"
+    finally:
+        ended.set()
+
+
+@pytest.mark.parametrize("how", ["closed after an item", "cancelled while waiting"])
+def test_the_signal_is_set_when_the_consumer_goes_so_a_waiting_worker_gives_up(how):
+    lock, stop, ended = threading.Lock(), threading.Event(), threading.Event()
+    lock.acquire()  # held elsewhere for as long as the test runs
+
+    async def main() -> None:
+        items = iterate_in_thread(waits_for(lock, stop, ended, first=how == "closed after an item"), stop)
+        if how == "closed after an item":
+            assert await anext(items) == "first"
+            await items.aclose()
+        else:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await anext(items)
+
+    asyncio.run(main())
+    assert stop.is_set() and ended.wait(5)  # the worker did not wait on for the lock
+    lock.release()
