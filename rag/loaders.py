@@ -25,6 +25,9 @@ MAX_DOCX_UNPACKED_BYTES = 200 * 1024 * 1024  # a small DOCX that unpacks to more
 MAX_PDF_PAGES = 2000
 MAX_PARSE_SECONDS = 60.0  # a 10 MB policy PDF parses in a few seconds; a hostile one can take hours
 READER_START_SECONDS = 120.0  # starting the child reader (imports only), not counted in the parse time
+# The child reader's address space; it imports its parsers in about 1/10 of this, and a policy
+# document parses in a fraction of the rest. Past it, the parse fails with MemoryError.
+READER_MAX_BYTES = 2 * 1024**3
 # Formats whose parsers have slow paths on crafted input; they are parsed in a child process.
 PARSED_APART = {".pdf", ".docx", ".html", ".htm"}
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm"}
@@ -34,15 +37,31 @@ NOT_DOCUMENTS = {"README.md", "MANIFEST.tsv", "LICENSE", ".gitkeep"}
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n", re.DOTALL)
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` without anchors and aliases: a few hundred bytes of nested aliases
+    expand to gigabytes (the "billion laughs"), and front matter has no use for them."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise DocumentError(
+                "its front matter uses YAML aliases (&/*), which are not accepted; write each value out in full"
+            )
+        return super().compose_node(parent, index)
+
+
 def split_front_matter(text: str) -> tuple[dict, str]:
     """Split YAML front matter from a Markdown text.
 
     `split_front_matter("---\\ntitle: A\\n---\\nBody")` -> `({"title": "A"}, "Body")`.
+
+    Raises:
+        DocumentError: the front matter is not a mapping, or uses YAML anchors or aliases.
     """
     m = _FRONT_MATTER.match(text)
     if not m:
         return {}, text
-    meta = yaml.safe_load(m.group(1)) or {}
+    meta = yaml.load(m.group(1), Loader=_FrontMatterLoader) or {}  # a SafeLoader, without aliases
     if not isinstance(meta, dict):
         raise DocumentError("its front matter is not a YAML mapping")
     return meta, text[m.end() :]
@@ -197,7 +216,8 @@ def check_content(name: str, data: bytes) -> None:
 def _reader_main() -> None:  # the child process: `python -c "from rag.loaders import _reader_main; ..."`
     """Read the file named by `sys.argv[1]` (id `sys.argv[2]`); write b"R" once the parsers are
     imported, then a pickled `("ok", Document)` or `("error", message)` on stdout. Its CPU time is
-    capped at `sys.argv[3]` seconds, so it ends even if the parent dies before it can kill it."""
+    capped at `sys.argv[3]` seconds, so it ends even if the parent dies before it can kill it, and
+    its address space at `sys.argv[4]` bytes, so a file that unpacks to gigabytes fails alone."""
     import math
     import pickle
     import resource
@@ -205,6 +225,8 @@ def _reader_main() -> None:  # the child process: `python -c "from rag.loaders i
 
     cpu_s = math.ceil(float(sys.argv[3]))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))  # SIGXCPU, then SIGKILL
+    max_bytes = int(sys.argv[4])
+    resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))  # past it, allocations raise MemoryError
 
     import bs4  # noqa: F401 - imported before the clock starts
     import docx  # noqa: F401
@@ -215,20 +237,30 @@ def _reader_main() -> None:  # the child process: `python -c "from rag.loaders i
     path = Path(sys.argv[1])
     try:
         result = ("ok", load_document(path, sys.argv[2] or None))
-    except DocumentError as e:
-        result = ("error", str(e))
+    except DocumentError as e:  # load_document names a MemoryError "could not be read": say what it was
+        result = ("error", _too_big(path.name, max_bytes) if isinstance(e.__cause__, MemoryError) else str(e))
+    except MemoryError:
+        result = ("error", _too_big(path.name, max_bytes))
     except BaseException as e:  # noqa: BLE001 - the parent needs a reason, whatever happened
         result = ("error", f"{path.name}: could not be read ({type(e).__name__})")
     sys.stdout.buffer.write(pickle.dumps(result))
     sys.stdout.buffer.flush()
 
 
+def _too_big(name: str, max_bytes: int) -> str:
+    return (
+        f"{name}: needs more than {max_bytes / 1024**3:g} GB of memory to read, so it was stopped; "
+        "a normal document needs far less (try saving it again, or as text)"
+    )
+
+
 def load_untrusted(path: Path, doc_id: str | None = None, timeout_s: float = MAX_PARSE_SECONDS) -> Document:
     """Read a file from an untrusted source: check its content, then parse it with a time limit.
 
     PDF, DOCX and HTML are parsed in a fresh Python process that is killed if parsing takes longer
-    than `timeout_s` (a thread could not be stopped). It is started with `subprocess`, not
-    `multiprocessing`, so it neither inherits the server's threads nor re-runs the caller's script.
+    than `timeout_s` (a thread could not be stopped) and may use at most `READER_MAX_BYTES` of memory.
+    It is started with `subprocess`, not `multiprocessing`, so it neither inherits the server's
+    threads nor re-runs the caller's script.
     The time counts from when the child has imported its parsers, not from its start-up.
 
     Args:
@@ -240,7 +272,8 @@ def load_untrusted(path: Path, doc_id: str | None = None, timeout_s: float = MAX
         The document, as `load_document` reads it.
 
     Raises:
-        DocumentError: the file is refused (see `check_content` and `load_document`) or took too long.
+        DocumentError: the file is refused (see `check_content` and `load_document`), took too long
+            or needed too much memory.
     """
     import os
     import pickle
@@ -255,8 +288,11 @@ def load_untrusted(path: Path, doc_id: str | None = None, timeout_s: float = MAX
     cpu = str(timeout_s + READER_START_SECONDS)  # start-up included: a cap for an orphaned reader only
     package_root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    # numpy comes in with `rag`; one BLAS thread keeps its address space small under READER_MAX_BYTES.
+    env |= {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    args = [str(path), doc_id or "", cpu, str(READER_MAX_BYTES)]
     child = subprocess.Popen(
-        [sys.executable, "-c", "from rag.loaders import _reader_main; _reader_main()", str(path), doc_id or "", cpu],
+        [sys.executable, "-c", "from rag.loaders import _reader_main; _reader_main()", *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         env=env,
@@ -279,8 +315,11 @@ def load_untrusted(path: Path, doc_id: str | None = None, timeout_s: float = MAX
         child.wait()
     try:
         kind, value = pickle.loads(out)
-    except Exception:  # the child died without a word (killed for memory, say)
-        raise DocumentError(f"{path.name}: the file reader stopped while reading it") from None
+    except Exception:  # the child died without a word (out of memory inside a parser's C code, say)
+        raise DocumentError(
+            f"{path.name}: the file reader stopped while reading it (exit status {child.returncode}); "
+            f"it may need more than {READER_MAX_BYTES / 1024**3:g} GB of memory (try saving it again, or as text)"
+        ) from None
     if kind == "error":
         raise DocumentError(value)
     return value

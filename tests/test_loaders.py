@@ -2,8 +2,9 @@ import logging
 
 import pytest
 
+from rag import loaders
 from rag.errors import DocumentError
-from rag.loaders import load_corpus, load_document, split_front_matter
+from rag.loaders import load_corpus, load_document, load_untrusted, split_front_matter
 
 
 def test_front_matter():
@@ -88,3 +89,43 @@ def test_zip_bombs_and_huge_pdfs_are_refused_before_parsing(tmp_path, monkeypatc
         w.write(f)
     with pytest.raises(DocumentError, match="long.pdf: has 4 pages; the limit is 3"):
         load_document(tmp_path / "long.pdf")
+
+
+def alias_bomb(levels: int = 8, width: int = 9) -> str:
+    """The "billion laughs" as front matter: under 400 bytes whose title expands to `width**levels` strings."""
+    lines = ["a0: &a0 [" + ",".join(['"x"'] * width) + "]"]
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels)]
+    return "---\n" + "\n".join(lines) + f"\ntitle: *a{levels - 1}\n---\nText.\n"
+
+
+def test_front_matter_with_yaml_aliases_is_refused(tmp_path):
+    (tmp_path / "bomb.md").write_text(alias_bomb())
+    assert (tmp_path / "bomb.md").stat().st_size < 400
+    refused = r"bomb.md: its front matter uses YAML aliases \(&/\*\), which are not accepted"
+    with pytest.raises(DocumentError, match=refused):
+        load_document(tmp_path / "bomb.md")
+    with pytest.raises(DocumentError, match=refused):
+        load_untrusted(tmp_path / "bomb.md")  # an upload: Markdown is read in the server's own process
+    with pytest.raises(DocumentError, match="aliases"):
+        split_front_matter("---\nbase: &b x\ntitle: other\n---\nBody")  # an anchor alone is refused too
+    ordinary = "---\ntitle: Q&A on *AI*\npublisher: 'R&D'\ntags: [a, b]\n---\nBody"
+    assert split_front_matter(ordinary) == ({"title": "Q&A on *AI*", "publisher": "R&D", "tags": ["a", "b"]}, "Body")
+
+
+def test_the_untrusted_reader_has_a_memory_cap(tmp_path, monkeypatch):
+    import zipfile
+
+    import docx
+
+    monkeypatch.setattr(loaders, "READER_MAX_BYTES", 1024**3 // 4)  # the parsers import in about 150 MB of it
+    docx.Document().save(tmp_path / "empty.docx")
+    paragraph = b"<w:p><w:r><w:t>" + b"x" * 190_000_000 + b"</w:t></w:r></w:p></w:body>"  # under the unpacked limit
+    with zipfile.ZipFile(tmp_path / "empty.docx") as src, zipfile.ZipFile(tmp_path / "huge.docx", "w") as z:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "word/document.xml":
+                data = data.replace(b"</w:body>", paragraph, 1)
+            z.writestr(item.filename, data, zipfile.ZIP_DEFLATED, compresslevel=1)
+    assert (tmp_path / "huge.docx").stat().st_size < 1_000_000
+    with pytest.raises(DocumentError, match=r"huge.docx: needs more than 0.25 GB of memory to read, so it was stopped"):
+        load_untrusted(tmp_path / "huge.docx")

@@ -64,6 +64,18 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
+def method_label(scope: Scope) -> str:
+    """The request's method, or "other" for a made-up one, so a client cannot mint new series.
+
+    `method_label({"method": "GET"})` -> `"GET"`; `method_label({"method": "X1"})` -> `"other"`.
+    """
+    method = scope.get("method", "")
+    return method if method in STANDARD_METHODS else "other"
+
+
 def route_label(scope: Scope) -> str:
     """The route template (`/api/documents/{doc_id}`), not the raw path, so labels stay few."""
     route: Any = scope.get("route")
@@ -97,5 +109,5 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = route_label(scope)
-            self.metrics.requests.labels(route, scope.get("method", ""), str(status)).inc()
+            self.metrics.requests.labels(route, method_label(scope), str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - t0)

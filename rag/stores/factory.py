@@ -96,7 +96,7 @@ def connect(settings: Settings):
         raise VectorStoreError(f"RAG_VECTOR_STORE=milvus needs the pymilvus package: {INSTALL_MILVUS}") from None
     try:
         with quiet_pymilvus():  # it logs its own error line on a failed connect; ours says more
-            return MilvusClient(uri=uri, token=settings.milvus_token, timeout=CONNECT_TIMEOUT)
+            return MilvusClient(uri=uri, token=settings.milvus_token.get_secret_value(), timeout=CONNECT_TIMEOUT)
     except Exception as e:
         what = f"open the Milvus Lite file {uri}" if lite else f"reach the Milvus server at {uri}"
         hint = (
