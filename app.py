@@ -15,7 +15,7 @@ import uvicorn
 
 from rag.errors import RagError
 from rag.pipeline import RagPipeline
-from rag.serve.server import WarmupApp, build_app
+from rag.serve.server import WarmupApp, build_app, uvicorn_options
 from rag.settings import Settings
 
 log = logging.getLogger("app")
@@ -45,7 +45,7 @@ def main() -> None:
     server = WarmupApp()
     threading.Thread(target=load, args=(server, settings), name="load-model", daemon=True).start()
     log.info("serving on http://%s:%d/ (the page shows progress while the model loads)", settings.host, settings.port)
-    uvicorn.run(server, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(server, log_level="info", **uvicorn_options(settings))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PackagedModelName = Literal["qwen-1.5b", "qwen-0.5b", "smollm2-135m"]
@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     vector_store: Literal["faiss", "milvus"] = "faiss"
     faiss_index: Literal["auto", "flat", "hnsw", "ivf_flat", "ivf_pq"] = "auto"  # auto: by corpus size
     milvus_uri: str = ""  # a local path (Milvus Lite, default index/milvus.db) or http://host:19530
-    milvus_token: str = ""  # "user:password" or an API key, for an authenticated server
+    milvus_token: SecretStr = SecretStr("")  # "user:password" or an API key, for an authenticated server
     milvus_collection: str = ""  # default: derived from the corpus folder and embedding model
 
     # Generation.
@@ -92,12 +92,22 @@ class Settings(BaseSettings):
     api_keys: SecretStr = SecretStr("")  # comma-separated; empty means no auth
     admin_keys: SecretStr = SecretStr("")  # comma-separated; upload and remove documents (empty: any API key)
     cors_origins: str = ""  # comma-separated origins, besides the app's own, that may upload documents
+    # Addresses of reverse proxies whose X-Forwarded-For / -Proto headers are believed (comma-separated
+    # IPs or CIDR ranges, or "*"); empty: nobody's, so a client cannot choose its own rate-limit identity.
+    trusted_proxies: str = ""
     max_body_bytes: int = Field(1_000_000, ge=10_000)  # any request body but an upload
     # Answers generating or waiting at once; past it, 503. The p95 answer takes 5.2 s alone
     # (bench/RESULTS.md), so the last in a full queue waits about 85 s, within the time limit.
     max_queue: int = Field(16, ge=1, le=1000)
     request_timeout_s: float = Field(120.0, gt=0)  # one answer's time limit, queueing included
     rate_limit: str = Field("", pattern=r"^(\d+/(second|minute|hour))?$")  # e.g. "30/minute" per key or address
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_allows_a_request(cls, v: str) -> str:
+        if v and int(v.partition("/")[0]) < 1:  # the pattern has checked the form
+            raise ValueError(f'"{v}" would refuse every request; allow at least 1, or leave it empty for no limit')
+        return v
 
     @classmethod
     def load(cls, **overrides) -> Settings:

@@ -25,10 +25,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(app: Any, timeout: float = 30.0) -> Iterator[str]:
-    """Run `app` under uvicorn on 127.0.0.1 until the block ends; yields the base URL."""
+def serve(app: Any, timeout: float = 30.0, **options: Any) -> Iterator[str]:
+    """Run `app` under uvicorn on 127.0.0.1 until the block ends; yields the base URL.
+
+    `options` go to `uvicorn.Config` (e.g. `rag.serve.server.uvicorn_options`, less host and port).
+    """
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(
+        app, **{"log_level": "warning", "lifespan": "on", **options, "host": "127.0.0.1", "port": port}
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

@@ -43,3 +43,18 @@ def test_keys_are_secret_in_reprs_and_logs(monkeypatch):
     assert s.api_key_set() == {"sk-alpha", "sk-beta"} and s.openai_api_key.get_secret_value() == "sk-upstream"
     shown = repr(s) + str(s) + s.model_dump_json()
     assert not any(k in shown for k in ("sk-alpha", "sk-beta", "sk-admin", "sk-upstream"))
+
+
+def test_the_milvus_token_is_secret():
+    s = Settings(milvus_token="s3cret")
+    assert "s3cret" not in repr(s) + str(s) + s.model_dump_json()
+    assert s.milvus_token.get_secret_value() == "s3cret"
+
+
+def test_a_rate_limit_of_zero_is_refused():
+    with pytest.raises(BadInputError, match='RAG_RATE_LIMIT: Value error, "0/minute" would refuse every request'):
+        Settings.load(rate_limit="0/minute")
+    with pytest.raises(BadInputError, match="RAG_RATE_LIMIT"):
+        Settings.load(rate_limit="000/second")
+    assert Settings.load(rate_limit="1/second").rate_limit == "1/second"
+    assert Settings.load(rate_limit="").rate_limit == ""

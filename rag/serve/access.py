@@ -1,22 +1,17 @@
-"""Who may do what: API keys (`RAG_API_KEYS`) for asking, searching and reading, admin keys
-(`RAG_ADMIN_KEYS`) for adding and removing documents, checked the same way over HTTP and in
-the browser's Documents tab.
+"""Which keys open what: API keys (`RAG_API_KEYS`) for asking, searching and reading, admin keys
+(`RAG_ADMIN_KEYS`) for adding and removing documents. `rag.serve.admission` applies them to
+every door (the page, the API, `/v1`).
 
 With no keys at all everything is open (one person on their own machine). With API keys only,
 any of them may also add and remove documents. With admin keys, only those may, and they also
-work wherever an API key does. `/healthz` and the chat page stay open for asking.
+work wherever an API key does. With API keys set, the page asks for one too; `/healthz` stays open.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
 
-from fastapi import Request
-
-from rag.errors import UnauthorizedError
 from rag.settings import Settings
 
 NEEDS_KEY = "This server needs an API key: send the header `Authorization: Bearer <key>`."
@@ -54,26 +49,3 @@ class Access:
 
     def may_write(self, key: str) -> bool:
         return not self.writers or key_matches(key, self.writers)
-
-
-def bearer_token(request: Request) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, or None."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token if scheme.lower() == "bearer" else None
-
-
-def bearer_auth(keys: frozenset[str], message: str = NEEDS_KEY) -> Callable[[Request], Coroutine[Any, Any, None]]:
-    """A dependency that demands `Authorization: Bearer <one of keys>` when `keys` is not empty.
-
-    Raises:
-        UnauthorizedError: no key, or a wrong one (401 with `WWW-Authenticate: Bearer`).
-    """
-
-    async def check(request: Request) -> None:
-        if not keys:
-            return
-        token = bearer_token(request)
-        if token is None or not key_matches(token, keys):
-            raise UnauthorizedError(message)
-
-    return check

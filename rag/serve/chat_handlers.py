@@ -8,16 +8,17 @@ shown with its own message; anything else is a bug: logged, and shown as a gener
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rag.errors import NotFoundError, RagError
 from rag.library import DocumentLibrary
-from rag.pipeline import RagPipeline
-from rag.serve.access import Access
+from rag.pipeline import RagPipeline, StreamEvent
 from rag.serve.error_responses import client_message
 from rag.serve.feedback import FeedbackLog
 from rag.serve.provenance import uploaded_ids
@@ -31,11 +32,14 @@ from rag.serve.render import (
     status_html,
     turn_record,
 )
+from rag.serve.streaming import AnswerGate, AnswerStream
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
 
 TITLE = "UK AI policy documents — cited answers"
+T = TypeVar("T")
+TICK_S = 1.0  # how often a waiting answer lets Gradio check that its page is still open
 GENERIC_ERROR = "Something went wrong while answering. It has been logged; please try again."
 
 Turns = list[dict[str, Any]]  # the conversation as the page keeps it (see `render.turn_record`)
@@ -83,15 +87,22 @@ def history_of(turns: Turns) -> list[dict[str, str]]:
     return out
 
 
-def respond(
+async def respond(
     pipeline: RagPipeline,
     library: DocumentLibrary,
     question: str,
     turns: Turns | None,
     on_answer: Callable[[Answer], None] | None = None,
-) -> Iterator[ChatView]:
+    gate: AnswerGate | None = None,
+    tick_s: float = TICK_S,
+) -> AsyncIterator[ChatView]:
     """Answer `question` after `turns`: the pending question, each draft as it streams, then the
     checked answer with its sources (or the error, as a turn of its own).
+
+    The answer runs like an API answer (`AnswerStream`): through `gate` (its queue and time
+    limit), in a worker thread that stops when this iterator is closed (Gradio closes it when the
+    page goes away). While nothing new arrives it yields an empty view every `tick_s`, so a page
+    that has gone is noticed even while the answer waits for the model.
 
     Args:
         pipeline: answers the question.
@@ -99,6 +110,7 @@ def respond(
         question: as typed.
         turns: the conversation so far (not changed; the views carry the new list).
         on_answer: called with the finished `Answer` (the app counts it in its metrics).
+        gate: the app's answer gate, shared with the API (None: no queue or time limit).
     """
     question = (question or "").strip()
     turns = list(turns or [])
@@ -112,8 +124,12 @@ def respond(
     yield ChatView(
         "", done + pending + [{"role": "assistant", "content": drafting_markdown(question, "", "")}], turns, None, ""
     )
+    events = ticking(answer_events(pipeline, question, history_of(turns), gate), tick_s)
     try:
-        for ev in pipeline.stream(question, history_of(turns)):
+        async for ev in events:
+            if ev is None:
+                yield ChatView()  # nothing new: lets Gradio see whether the page is still there
+                continue
             if ev.kind == "rewritten":
                 standalone = ev.data
             elif ev.kind == "token":
@@ -132,10 +148,52 @@ def respond(
     except Exception:
         log.exception("answering %r failed", question)
         message = GENERIC_ERROR
+    finally:
+        await events.aclose()  # stops the answer when the page has gone (this iterator was closed)
     turns.append(
         {"n": n, "question": question, "standalone": standalone, "kind": "error", "text": message, "citations": []}
     )
     yield ChatView("", chat_messages(turns), turns, None, "")
+
+
+async def answer_events(
+    pipeline: RagPipeline, question: str, history: list[dict[str, str]], gate: AnswerGate | None
+) -> AsyncIterator[StreamEvent]:
+    """The events of one answer started through `gate`; closing this iterator stops the answer."""
+    stream = await AnswerStream.start(pipeline, question, history, None, gate)
+    try:
+        async for ev in stream.events():
+            yield ev
+    finally:
+        await stream.close()
+
+
+async def ticking(items: AsyncIterator[T], tick_s: float) -> AsyncIterator[T | None]:
+    """`items`, with a None whenever `tick_s` pass without one; closes `items` when closed itself.
+
+    `[x async for x in ticking(slow_pair(), 1.0)]` -> `[1, None, None, 2]` when 2 comes 2.5 s after 1.
+    """
+    pending: asyncio.Task[T] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(items))
+            done, _ = await asyncio.wait({pending}, timeout=tick_s)
+            if not done:
+                yield None
+                continue
+            task, pending = pending, None
+            try:
+                item = task.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # it is being abandoned
+                await pending
+        await items.aclose()  # type: ignore[attr-defined]
 
 
 def clear_chat() -> ChatView:
@@ -167,12 +225,15 @@ def vote(feedback: FeedbackLog, helpful: bool, comment: str, turns: Turns | None
 # --- documents ----------------------------------------------------------------------------
 
 
-def summary_html(pipeline: RagPipeline, library: DocumentLibrary) -> str:
-    """The page header: the title, what answers rest on, and the model."""
-    n_docs, n_chunks = len(library.retriever.documents), len(library.retriever.chunks)
+def summary_html(pipeline: RagPipeline, library: DocumentLibrary | None) -> str:
+    """The page header: the title, what answers rest on (counted when `library` is given), and the model."""
+    held = "the indexed documents"
+    if library is not None:
+        n_docs, n_chunks = len(library.retriever.documents), len(library.retriever.chunks)
+        held = f"the {n_docs} indexed documents ({n_chunks} passages)"
     return (
         f'<header class="rag-header"><h1>{esc(TITLE)}</h1></header>'
-        f'<p class="rag-sub">Answers come only from the {n_docs} indexed documents ({n_chunks} passages); '
+        f'<p class="rag-sub">Answers come only from {held}; '
         f"every sentence links to the passage it rests on. Model: {esc(pipeline.model_name)}.</p>"
     )
 
@@ -198,40 +259,64 @@ def open_document(library: DocumentLibrary, doc_id: str | None) -> str:
         return str(e)
 
 
-NEEDS_KEY_NOTE = "Adding and removing documents needs the admin key: type it in the key field."
+NEEDS_KEY_NOTE = "Adding and removing documents needs an admin key: sign in with it (the “Sign in” link above)."
+NOT_AN_UPLOAD = "That file was not uploaded through this page; choose the file again."
+
+
+def uploaded_file(path: str, uploads: Collection[str]) -> Path | None:
+    """`path` when it is one of the files Gradio's upload route stored (`uploads`), compared after
+    resolving links and "..", else None: the client chooses the path it sends, and Gradio copies
+    a server file or a URL named there into its cache before any handler runs.
+
+    `uploaded_file("/tmp/gradio/ab/x.md", {"/tmp/gradio/ab/x.md"})` -> that path;
+    `uploaded_file("/etc/passwd", {"/tmp/gradio/ab/x.md"})` -> None.
+    """
+    try:
+        p = Path(path).resolve(strict=True)
+        stored = {Path(u).resolve() for u in list(uploads)}
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return p if p.is_file() and p in stored else None
 
 
 def add_document(
-    pipeline: RagPipeline, library: DocumentLibrary, path: str | None, key: str = "", access: Access | None = None
+    pipeline: RagPipeline, library: DocumentLibrary, path: str | None, uploads: Collection[str], allowed: bool = True
 ) -> DocumentsView:
-    """Index the file the browser uploaded to `path` (the picker is emptied once it was tried).
+    """Index the file the browser uploaded to `path`, then delete the upload (the picker is
+    emptied once it was tried).
 
     Args:
-        key: what was typed in the key field; checked when `access` asks for a writer's key.
+        uploads: the paths Gradio's upload route stored; any other path is refused and left alone.
+        allowed: whether the person may change documents (`Admission.may_write`).
     """
     if not path:
         return DocumentsView(status_html("error", "Choose a file first."))
-    if access is not None and not access.may_write(key or ""):
+    if not allowed:
         return DocumentsView(status_html("error", NEEDS_KEY_NOTE))
-    p = Path(path)
+    p = uploaded_file(path, uploads)
+    if p is None:
+        log.warning("refused to index a file that was not uploaded: %r", path)
+        return DocumentsView(status_html("error", NOT_AN_UPLOAD), clear_file=True)
     try:
-        info = library.add(p.name, p.read_bytes())
+        info = library.add(Path(path).name, p.read_bytes())
     except RagError as e:
         return DocumentsView(status_html("error", client_message(e)), clear_file=True)
     except Exception:
         log.exception("upload of %s failed", p.name)
         return DocumentsView(status_html("error", "Sorry, that file could not be added. It has been logged."), True)
+    finally:
+        p.unlink(missing_ok=True)  # the library keeps its own copy; Gradio's is not needed again
     note = status_html("ok", f"Added “{info.title}” ({info.chunks} passages). You can ask about it now.")
     return DocumentsView(note, clear_file=True, listing=listing(pipeline, library))
 
 
 def remove_document(
-    pipeline: RagPipeline, library: DocumentLibrary, doc_id: str | None, key: str = "", access: Access | None = None
+    pipeline: RagPipeline, library: DocumentLibrary, doc_id: str | None, allowed: bool = True
 ) -> DocumentsView:
-    """Remove an uploaded document from the index (see `add_document` for `key` and `access`)."""
+    """Remove an uploaded document from the index (see `add_document` for `allowed`)."""
     if not doc_id:
         return DocumentsView(status_html("error", "Choose an uploaded document to remove."))
-    if access is not None and not access.may_write(key or ""):
+    if not allowed:
         return DocumentsView(status_html("error", NEEDS_KEY_NOTE))
     try:
         title = library.get(doc_id).title

@@ -10,20 +10,25 @@ from `rag.serve.render`. Nothing is fetched from the internet: Gradio serves its
 
 from __future__ import annotations
 
+import contextlib
 import html
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gradio as gr  # this module is the Gradio page; Gradio reads its handlers' `gr.Request` hints
+
+from rag.errors import RagError
 from rag.library import DocumentLibrary
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.pipeline import RagPipeline
 from rag.serve import chat_handlers as h
-from rag.serve.access import Access
+from rag.serve.admission import Admission, Identity, page_user
 from rag.serve.chat_handlers import TITLE, ChatView, DocumentsView, Listing
+from rag.serve.error_responses import client_message
 from rag.serve.feedback import FeedbackLog
-from rag.serve.render import sources_html
+from rag.serve.render import sources_html, status_html
 from rag.settings import Settings
 from rag.types import Answer
 
@@ -80,7 +85,6 @@ class DocumentsTab:
     pick: Any
     reader: Any
     file: Any
-    key: Any
     add: Any
     upload_note: Any
     remove_pick: Any
@@ -94,6 +98,7 @@ def build_ui(
     *,
     feedback: FeedbackLog | None = None,
     on_answer: Callable[[Answer], None] | None = None,
+    admission: Admission | None = None,
 ) -> Any:
     """The chat page.
 
@@ -103,29 +108,43 @@ def build_ui(
         settings: where feedback goes (when `feedback` is not given) and the keys that changes need.
         feedback: the feedback log; defaults to `<data_dir>/feedback.jsonl`.
         on_answer: called with every finished `Answer` (the app counts them in its metrics).
+        admission: the keys, rate limit and answer gate the page shares with the API (built from
+            `settings` when not given; `build_app` passes the API's).
 
     Returns:
-        A `gr.Blocks`; mount it with `mount_ui` so its stylesheet and script come along.
+        A `gr.Blocks`; mount it with `mount_ui` so its stylesheet and script come along. Nothing
+        about the documents is in its configuration: the listing arrives with the page's load
+        event, which Gradio runs only for a signed-in page when the server has keys.
     """
-    import gradio as gr
-
     feedback = feedback or FeedbackLog.from_settings(settings)
-    access = Access.from_settings(settings)
-    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=False) as ui:
-        summary = gr.HTML(h.summary_html(pipeline, library), js_on_load=None)
+    admission = admission or Admission.from_settings(settings)
+    # Uploads older than this are deleted even if never added (every 5 minutes, those over 15).
+    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=False, delete_cache=(300, 900)) as ui:
+        summary = gr.HTML(h.summary_html(pipeline, None), js_on_load=None)
+        if admission.access.operators:
+            gr.HTML(
+                '<p class="rag-signin"><a href="/login">Sign in with a key</a> · <a href="/logout">Sign out</a></p>',
+                js_on_load=None,
+            )
         turns = gr.State([])
         with gr.Tabs():
             ask = ask_tab()
             store = library.retriever.data.vectors.describe()["store"]
-            docs = documents_tab(h.listing(pipeline, library), library.max_bytes, bool(access.writers), store)
-        wire_ask(ask, turns, pipeline, library, feedback, on_answer)
-        wire_documents(docs, summary, ui, pipeline, library, access)
+            docs = documents_tab(h.Listing("", "", [], []), library.max_bytes, store)
+        wire_ask(ask, turns, pipeline, library, feedback, on_answer, admission)
+        wire_documents(docs, summary, ui, pipeline, library, admission)
+    ui.rag_admission = admission  # for mount_ui's auth_dependency
     return ui
+
+
+def identity_of(request: gr.Request | None, admission: Admission) -> Identity:
+    """Who is using the page: the name Gradio's `auth_dependency` gave (`page_user`), else the address."""
+    host = request.client.host if request is not None and request.client else ""
+    return Identity.parse(getattr(request, "username", None), host)
 
 
 def ask_tab() -> AskTab:
     """Lay out the Ask tab: the conversation, the question box, examples, feedback and sources."""
-    import gradio as gr
 
     with gr.Tab("Ask", id="ask"), gr.Row(equal_height=False, elem_classes="rag-main"):
         with gr.Column(scale=3, min_width=320):
@@ -164,15 +183,22 @@ def ask_tab() -> AskTab:
     return AskTab(chat, question, ask, examples, comment, helpful, not_helpful, note, clear, sources)
 
 
-def documents_tab(first: Listing, max_bytes: int, needs_key: bool = False, store: str = "faiss") -> DocumentsTab:
+def documents_tab(first: Listing, max_bytes: int, store: str = "faiss") -> DocumentsTab:
     """Lay out the Documents tab: the table and a reader on the left, upload and removal on the right
-    (with a key field when changes need an admin key)."""
-    import gradio as gr
+    (enabled on load for those who may change documents)."""
 
     with gr.Tab("Documents", id="documents") as tab, gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):
             table = gr.HTML(first.table, elem_id="rag-doc-table", js_on_load=None)
-            pick = gr.Dropdown(first.choices, value=None, label="Open a document to read it", elem_id="rag-doc-pick")
+            # Its choices arrive with the page's load event (per session, after the key check);
+            # an id that is not a document is answered by the reader, not by a Gradio error.
+            pick = gr.Dropdown(
+                first.choices,
+                value=None,
+                label="Open a document to read it",
+                elem_id="rag-doc-pick",
+                allow_custom_value=True,
+            )
             reader = gr.Markdown("", elem_id="rag-reader", elem_classes="rag-reader")
         with gr.Column(scale=2, min_width=300):
             gr.HTML(
@@ -184,22 +210,15 @@ def documents_tab(first: Listing, max_bytes: int, needs_key: bool = False, store
             file = gr.File(
                 label="File to add", file_types=sorted(SUPPORTED_SUFFIXES), type="filepath", elem_id="rag-upload"
             )
-            key = gr.Textbox(
-                label="Admin key (needed to add or remove documents)",
-                type="password",
-                visible=needs_key,
-                elem_id="rag-admin-key",
-            )
             add = gr.Button("Add to the index", variant="primary", elem_id="rag-add")
             upload_note = gr.HTML("", elem_id="rag-upload-note", js_on_load=None)
             remove_pick = gr.Dropdown(first.uploaded, value=None, label="Uploaded documents", elem_id="rag-remove-pick")
             remove = gr.Button("Remove this upload", variant="stop", elem_id="rag-remove")
-    return DocumentsTab(tab, table, pick, reader, file, key, add, upload_note, remove_pick, remove)
+    return DocumentsTab(tab, table, pick, reader, file, add, upload_note, remove_pick, remove)
 
 
 def _keep_none(*values: Any) -> tuple[Any, ...]:
     """Gradio outputs, with `None` ("leave it as it is") as Gradio's skip."""
-    import gradio as gr
 
     return tuple(gr.skip() if v is None else v for v in values)
 
@@ -209,7 +228,6 @@ def _chat_outputs(view: ChatView) -> tuple[Any, ...]:
 
 
 def _listing_outputs(listing: Listing | None) -> tuple[Any, ...]:
-    import gradio as gr
 
     if listing is None:
         return (gr.skip(),) * 4
@@ -228,27 +246,45 @@ def wire_ask(
     library: DocumentLibrary,
     feedback: FeedbackLog,
     on_answer: Callable[[Answer], None] | None,
+    admission: Admission,
 ) -> None:
-    """Connect the Ask tab to `respond`, `clear_chat` and `vote`."""
+    """Connect the Ask tab to `respond`, `clear_chat` and `vote`. A question from the page is
+    counted by the same rate limit and waits in the same answer gate as one from the API."""
 
-    def on_ask(question: str, kept: h.Turns) -> Iterator[tuple[Any, ...]]:
-        for view in h.respond(pipeline, library, question, kept, on_answer):
-            yield _chat_outputs(view)
+    async def on_ask(question: str, kept: h.Turns, request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
+        identity = identity_of(request, admission)
+        try:
+            admission.require_reader(identity)
+            if (question or "").strip():
+                admission.count(identity)
+        except RagError as e:
+            yield _chat_outputs(h.ChatView(note=status_html("error", client_message(e))))
+            return
+        # Closed with this handler when Gradio drops it (the page went away): the answer stops.
+        async with contextlib.aclosing(
+            h.respond(pipeline, library, question, kept, on_answer, admission.gate)
+        ) as views:
+            async for view in views:
+                yield _chat_outputs(view)
 
     def on_clear() -> tuple[Any, ...]:
         view = h.clear_chat()
         return view.messages, view.turns, view.sources, view.note
 
+    # No Gradio concurrency limit: the shared answer gate decides, so the page and the API queue
+    # together. "ask" is what Gradio's Python client calls (bench/load.py).
     chat_io: dict[str, Any] = dict(
         inputs=[tab.question, turns],
         outputs=[tab.question, tab.chat, turns, tab.sources, tab.note],
         show_progress="hidden",
-        api_visibility="private",
+        concurrency_limit=None,
     )
-    tab.question.submit(on_ask, **chat_io)
-    tab.ask.click(on_ask, **chat_io)
+    tab.question.submit(on_ask, api_name="ask", api_visibility="undocumented", **chat_io)
+    tab.ask.click(on_ask, api_visibility="private", **chat_io)
     for b, q in zip(tab.examples, EXAMPLES, strict=True):
-        b.click(lambda q=q: q, None, tab.question, api_visibility="private", queue=False).then(on_ask, **chat_io)
+        b.click(lambda q=q: q, None, tab.question, api_visibility="private", queue=False).then(
+            on_ask, api_visibility="private", **chat_io
+        )
     cleared = [tab.chat, turns, tab.sources, tab.note]
     tab.clear.click(on_clear, None, cleared, api_visibility="private")
     # The chatbot's own bin icon empties the display; the conversation state must follow it.
@@ -259,38 +295,52 @@ def wire_ask(
 
 
 def wire_documents(
-    tab: DocumentsTab, summary: Any, ui: Any, pipeline: RagPipeline, library: DocumentLibrary, access: Access
+    tab: DocumentsTab, summary: Any, ui: Any, pipeline: RagPipeline, library: DocumentLibrary, admission: Admission
 ) -> None:
     """Connect the Documents tab to `open_document`, `add_document` and `remove_document`; the
-    listing is refreshed whenever the tab or the page is opened (another visitor may have uploaded)."""
-    import gradio as gr
+    listing is refreshed whenever the tab or the page is opened (another visitor may have uploaded),
+    and the upload controls are enabled for those who may change documents."""
 
-    def on_refresh() -> tuple[Any, ...]:
-        return _listing_outputs(h.listing(pipeline, library))
+    def may_write(request: gr.Request | None) -> bool:
+        return admission.may_write(identity_of(request, admission))
 
-    def on_add(path: str | None, key: str) -> tuple[Any, ...]:
-        view: DocumentsView = h.add_document(pipeline, library, path, key, access)
+    def on_refresh(request: gr.Request) -> tuple[Any, ...]:
+        allowed = may_write(request)
+        note = "" if allowed else status_html("info", h.NEEDS_KEY_NOTE)
+        controls = (gr.update(interactive=allowed),) * 3
+        return (*_listing_outputs(h.listing(pipeline, library)), *controls, note)
+
+    def on_open(doc_id: str | None) -> str:
+        return h.open_document(library, doc_id)
+
+    def on_add(path: str | None, request: gr.Request) -> tuple[Any, ...]:
+        view: DocumentsView = h.add_document(pipeline, library, path, ui.upload_file_set, may_write(request))
         return (view.note, None if view.clear_file else gr.skip(), *_listing_outputs(view.listing))
 
-    def on_remove(doc_id: str | None, key: str) -> tuple[Any, ...]:
-        view = h.remove_document(pipeline, library, doc_id, key, access)
+    def on_remove(doc_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        view = h.remove_document(pipeline, library, doc_id, may_write(request))
         return (view.note, *_listing_outputs(view.listing))
 
     listed = [summary, tab.table, tab.pick, tab.remove_pick]
-    tab.pick.change(lambda doc_id: h.open_document(library, doc_id), tab.pick, tab.reader, api_visibility="private")
-    tab.add.click(on_add, [tab.file, tab.key], [tab.upload_note, tab.file, *listed], api_visibility="private")
-    tab.remove.click(on_remove, [tab.remove_pick, tab.key], [tab.upload_note, *listed], api_visibility="private")
-    tab.tab.select(on_refresh, None, listed, api_visibility="private")
-    ui.load(on_refresh, None, listed, api_visibility="private")
+    refreshed = [*listed, tab.file, tab.add, tab.remove, tab.upload_note]
+    tab.pick.change(on_open, tab.pick, tab.reader, api_visibility="private")
+    tab.add.click(on_add, [tab.file], [tab.upload_note, tab.file, *listed], api_visibility="private")
+    tab.remove.click(on_remove, [tab.remove_pick], [tab.upload_note, *listed], api_visibility="private")
+    tab.tab.select(on_refresh, None, refreshed, api_visibility="private")
+    ui.load(on_refresh, None, refreshed, api_visibility="private")
 
 
 def mount_ui(app: Any, ui: Any, path: str = "/", max_file_bytes: int | None = None) -> Any:
-    """Mount the page on a FastAPI app with its stylesheet, script and an upload size limit.
+    """Mount the page on a FastAPI app with its stylesheet, script and an upload size limit, behind
+    the page's `Admission` (Gradio's routes answer 401 to a page without the key it needs).
 
     Returns:
         The same FastAPI app.
     """
-    import gradio as gr
+    admission: Admission = ui.rag_admission
+    # Gradio checks that a file an event receives was uploaded (not any path the client names) only
+    # once its app "has launched", which a mounted app never does; it is serving from here on.
+    ui.has_launched = True
 
     # The reader's own system fonts: nothing to download, and the web fonts bundled with Gradio
     # render some bold glyphs inconsistently.
@@ -312,4 +362,5 @@ def mount_ui(app: Any, ui: Any, path: str = "/", max_file_bytes: int | None = No
         ssr_mode=False,
         mcp_server=False,
         run_history=False,
+        auth_dependency=lambda request: page_user(admission, request),
     )

@@ -24,7 +24,7 @@ from rag.errors import DocumentError, ForbiddenError, RagError
 from rag.library import DocumentLibrary
 from rag.pipeline import MAX_QUESTION_CHARS, RagPipeline, StreamEvent
 from rag.serve import openai_routes
-from rag.serve.access import NEEDS_ADMIN_KEY, Access, bearer_auth
+from rag.serve.admission import Admission, guard
 from rag.serve.error_responses import (
     NOT_BLANK,
     CatchAllMiddleware,
@@ -36,7 +36,7 @@ from rag.serve.error_responses import (
     streamed,
 )
 from rag.serve.feedback import MAX_COMMENT_CHARS, FeedbackLog
-from rag.serve.limits import BodyLimitMiddleware, BodyTooLarge, RateLimiter, rate_limit
+from rag.serve.limits import BodyLimitMiddleware, BodyTooLarge
 from rag.serve.prometheus import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from rag.serve.provenance import answer_json, uploaded_ids
 from rag.serve.streaming import AnswerGate, AnswerStream, Frame
@@ -138,6 +138,7 @@ def create_app(
     settings: Settings,
     *,
     feedback: FeedbackLog | None = None,
+    admission: Admission | None = None,
 ) -> FastAPI:
     """The API app.
 
@@ -146,9 +147,12 @@ def create_app(
         library: the document library over the same retriever.
         settings: read for keys and request limits (body size, queue, time, rate).
         feedback: where votes go; defaults to `<data_dir>/feedback.jsonl`.
+        admission: the keys, rate limit and answer gate shared with the page; built from
+            `settings` when not given.
 
     Returns:
-        A FastAPI app; its `state.metrics` is the app's `rag.serve.prometheus.Metrics`.
+        A FastAPI app; its `state.metrics` is the app's `rag.serve.prometheus.Metrics` and its
+        `state.admission` the `Admission` every door must share.
     """
     feedback = feedback or FeedbackLog.from_settings(settings)
     metrics = Metrics()
@@ -162,6 +166,8 @@ def create_app(
         openapi_url=None,  # served by `add_operations_routes`, behind the keys
     )
     app.state.metrics = metrics
+    admission = admission or Admission.from_settings(settings)
+    app.state.admission = admission
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_bytes=library.max_bytes)
     app.add_middleware(CatchAllMiddleware)
@@ -175,18 +181,14 @@ def create_app(
             expose_headers=["retry-after"],
         )
 
-    access = Access.from_settings(settings)
-    limiter = RateLimiter.parse(settings.rate_limit)
-    # Keys first, so a caller without one is told so rather than counted.
-    auth = [Depends(bearer_auth(access.readers)), Depends(rate_limit(limiter, by_key=bool(access.readers)))]
+    auth = [Depends(guard(admission, "reader"))]
     api = APIRouter(prefix="/api", dependencies=auth)
-    gate = AnswerGate(settings.max_queue, settings.request_timeout_s)
-    add_answer_routes(api, pipeline, library, metrics, gate)
-    add_document_routes(api, library, settings, access)
+    add_answer_routes(api, pipeline, library, metrics, admission.gate)
+    add_document_routes(api, library, settings, admission)
     add_feedback_route(api, feedback)
     app.include_router(api)
-    app.include_router(openai_routes.make_router(pipeline, library, metrics, gate), dependencies=auth)
-    add_operations_routes(app, pipeline, metrics, access)
+    app.include_router(openai_routes.make_router(pipeline, library, metrics, admission.gate), dependencies=auth)
+    add_operations_routes(app, pipeline, metrics, admission)
     return app
 
 
@@ -245,10 +247,7 @@ def same_origin(allowed: set[str]) -> Any:
 
     async def check(request: Request) -> None:
         origin = request.headers.get("origin")
-        if origin is None:
-            return
-        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        if origin.rstrip("/") not in allowed | {own}:
+        if not origin_allowed(origin, request.url.scheme, request.headers.get("host", ""), allowed):
             raise ForbiddenError(
                 f"Uploads from the page at {origin} are refused: upload from this app's own page, "
                 "or add that origin to RAG_CORS_ORIGINS."
@@ -257,14 +256,23 @@ def same_origin(allowed: set[str]) -> Any:
     return check
 
 
+def origin_allowed(origin: str | None, scheme: str, host: str, allowed: set[str]) -> bool:
+    """Whether a request from a page at `origin` may change things here: no `Origin` (curl,
+    scripts), the app's own, or one listed in `allowed`.
+
+    `origin_allowed("http://evil.example", "http", "127.0.0.1:7860", set())` -> False.
+    """
+    return origin is None or origin.rstrip("/") in allowed | {f"{scheme}://{host}"}
+
+
 def cors_origins(settings: Settings) -> set[str]:
     """`RAG_CORS_ORIGINS` as a set: `"https://a.example, http://localhost:3000/"` -> both, without "/"."""
     return {o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()}
 
 
-def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Settings, access: Access) -> None:
+def add_document_routes(api: APIRouter, library: DocumentLibrary, settings: Settings, admission: Admission) -> None:
     """List, read, upload and remove documents under `/api/documents`; changes need a writer's key."""
-    admin = Depends(bearer_auth(access.writers, NEEDS_ADMIN_KEY))
+    admin = Depends(guard(admission, "writer", count=False))
     origins = cors_origins(settings)
 
     @api.get("/documents", summary="Every indexed document with its metadata", responses=documented(401, 429))
@@ -315,10 +323,10 @@ def add_feedback_route(api: APIRouter, feedback: FeedbackLog) -> None:
         return {"ok": True, "timestamp": rec["timestamp"]}
 
 
-def add_operations_routes(app: FastAPI, pipeline: RagPipeline, metrics: Metrics, access: Access) -> None:
+def add_operations_routes(app: FastAPI, pipeline: RagPipeline, metrics: Metrics, admission: Admission) -> None:
     """`/healthz` (open), `/metrics` and `/openapi.json` (behind any key, when there are keys), and a
     JSON 404 for unknown `/api/...` paths."""
-    operators = [Depends(bearer_auth(access.operators))]
+    operators = [Depends(guard(admission, "operator", count=False))]
 
     @app.get("/healthz", summary="Liveness and index status")
     async def healthz() -> dict[str, Any]:

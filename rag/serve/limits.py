@@ -9,18 +9,13 @@ about the routes beyond which paths take uploads.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from rag.errors import RateLimitedError
 
 UPLOAD_OVERHEAD = 64 * 1024  # multipart headers and boundaries around an uploaded file's bytes
 
@@ -68,27 +63,37 @@ class BodyLimitMiddleware:
             await _refuse(send, shown)
             return
         received = 0
-        started = False
+        started = False  # the inner app's response has begun
+        tripped = False  # the body passed the limit
+        refused = False  # our 413 has gone out
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, tripped
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    tripped = True
                     raise BodyTooLarge(shown)
             return message
 
         async def watched(message: Message) -> None:
-            nonlocal started
+            nonlocal started, refused
+            if tripped and not started:
+                # A mounted app (Gradio) answers the error in its own shape, {"detail"}: send ours instead.
+                if not refused:
+                    refused = True
+                    await _refuse(send, shown)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted, watched)
-        except BodyTooLarge:  # raised where no handler turned it into a response (e.g. a mounted app)
-            if not started:
-                await _refuse(send, shown)
+        except BodyTooLarge:  # raised where no handler turned it into a response
+            tripped = True
+        if tripped and not started and not refused:
+            await _refuse(send, shown)
 
 
 async def _refuse(send: Send, limit: int) -> None:
@@ -123,36 +128,23 @@ class RateLimiter:
         count, _, period = spec.partition("/")
         return cls(int(count), PERIODS[period])
 
-    def hit(self, client: str) -> float:
-        """Count one request from `client`: 0 when allowed, else the seconds until it would be."""
+    def wait(self, client: str) -> float:
+        """The seconds until `client` may send again (0: now), without counting a request."""
+        window = self._seen.get(client)
+        if not window:
+            return 0.0
         now = self.clock()
-        window = self._seen.setdefault(client, deque())
         while window and window[0] <= now - self.period_s:
             window.popleft()
-        if len(window) >= self.count:
-            return window[0] + self.period_s - now
+        return window[0] + self.period_s - now if len(window) >= self.count else 0.0
+
+    def hit(self, client: str) -> float:
+        """Count one request from `client`: 0 when allowed, else the seconds until it would be."""
+        if (wait := self.wait(client)) > 0:
+            return wait
+        now = self.clock()
+        window = self._seen.setdefault(client, deque())
         window.append(now)
         if len(self._seen) > 10_000:  # forget the clients that have gone quiet
             self._seen = {k: w for k, w in self._seen.items() if w and w[-1] > now - self.period_s}
         return 0.0
-
-
-def rate_limit(limiter: RateLimiter | None, by_key: bool) -> Callable[[Request], Coroutine[Any, Any, None]]:
-    """A dependency that counts each request against its client's allowance: its API key's when
-    `by_key` (the key was checked before, so a made-up one cannot buy a fresh allowance), else its
-    address's.
-
-    Raises:
-        RateLimitedError: the client is over it (429 with `Retry-After`).
-    """
-
-    async def check(request: Request) -> None:
-        if limiter is None:
-            return
-        auth = request.headers.get("authorization", "") if by_key else ""
-        client = hashlib.sha256(auth.encode()).hexdigest() if auth else (request.client.host if request.client else "")
-        wait = limiter.hit(client)
-        if wait > 0:
-            raise RateLimitedError(math.ceil(wait))
-
-    return check

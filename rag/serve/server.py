@@ -22,11 +22,13 @@ from starlette.types import Receive, Scope, Send
 from rag.errors import ModelLoadingError
 from rag.library import DocumentLibrary
 from rag.pipeline import RagPipeline
+from rag.serve.admission import Admission
 from rag.serve.chat_handlers import TITLE
 from rag.serve.chat_ui import build_ui, mount_ui
 from rag.serve.error_responses import error_body, public_message
 from rag.serve.feedback import FeedbackLog
-from rag.serve.http_api import create_app
+from rag.serve.http_api import cors_origins, create_app
+from rag.serve.page_guard import PageGuard, add_login_routes
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,10 +48,33 @@ def build_app(pipeline: RagPipeline, settings: Settings, library: DocumentLibrar
     library = library or DocumentLibrary(pipeline.retriever, settings)
     library.reconcile()  # after a crash mid-upload, or an index saved by another process without an upload
     feedback = FeedbackLog.from_settings(settings)
-    app = create_app(pipeline, library, settings, feedback=feedback)
+    admission = Admission.from_settings(settings)  # one for every door: keys, rate limit, answer gate
+    app = create_app(pipeline, library, settings, feedback=feedback, admission=admission)
     metrics = app.state.metrics
-    ui = build_ui(pipeline, library, settings, feedback=feedback, on_answer=lambda a: metrics.observe_answer(a, "ui"))
+    origins = cors_origins(settings)
+    add_login_routes(app, admission, origins)
+    app.add_middleware(PageGuard, admission=admission, allowed_origins=origins)
+    ui = build_ui(
+        pipeline,
+        library,
+        settings,
+        feedback=feedback,
+        on_answer=lambda a: metrics.observe_answer(a, "ui"),
+        admission=admission,
+    )
     return mount_ui(app, ui, "/", max_file_bytes=library.max_bytes)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves the app: forwarded headers believed only from `RAG_TRUSTED_PROXIES`
+    (uvicorn's own default trusts any local client, which could then pick its rate-limit identity)."""
+    proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
+    }
 
 
 LOADING_PAGE = """<!doctype html>

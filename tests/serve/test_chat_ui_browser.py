@@ -254,7 +254,7 @@ def test_errors_are_friendly_and_the_keyboard_opens_sources(make_pipeline, setti
         expect(page.locator("#rag-chat .rag-searched")).to_have_count(0)  # no history: nothing rewritten
 
 
-def test_documents_tab_asks_for_the_admin_key(make_pipeline, settings, browser, tmp_path):
+def test_documents_tab_changes_need_an_admin_sign_in(make_pipeline, settings, browser, tmp_path):
     from playwright.sync_api import expect
     from pydantic import SecretStr
 
@@ -266,17 +266,47 @@ def test_documents_tab_asks_for_the_admin_key(make_pipeline, settings, browser, 
         page.goto(url)
         page.get_by_role("tab", name="Documents").click()
         table = page.locator("#rag-doc-table")
-        expect(table).to_contain_text("3 documents in the index", timeout=20_000)
+        expect(table).to_contain_text("3 documents in the index", timeout=20_000)  # reading stays open
+        expect(page.locator("#rag-upload-note")).to_contain_text("needs an admin key")
+        expect(page.locator("#rag-add")).to_be_disabled()
+
+        page.get_by_role("link", name="Sign in with a key").click()
+        page.get_by_label("Key").fill("wrong")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_contain_text("not one of this server's keys")
+        page.get_by_label("Key").fill("sk-admin")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{url}/")
+        page.get_by_role("tab", name="Documents").click()
+        expect(page.locator("#rag-add")).to_be_enabled(timeout=20_000)
         note = tmp_path / "zephyr-note.md"
         note.write_text(NOTE, encoding="utf-8")
         page.locator("#rag-upload input[type=file]").set_input_files(str(note))
         page.locator("#rag-add").click()
-        expect(page.locator("#rag-upload-note")).to_contain_text("needs the admin key", timeout=20_000)
-        expect(table).to_contain_text("3 documents in the index")
-        page.get_by_label("Admin key (needed to add or remove documents)").fill("sk-admin")
-        page.locator("#rag-add").click()
         expect(page.locator("#rag-upload-note")).to_contain_text("Added “Zephyr lighthouse note”", timeout=20_000)
         expect(table).to_contain_text("4 documents in the index")
+
+
+def test_with_reader_keys_the_page_opens_after_signing_in(make_pipeline, settings, browser):
+    from playwright.sync_api import expect
+    from pydantic import SecretStr
+
+    pipe, _ = make_pipeline()
+    pipe.generator = EchoGenerator()
+    s = settings.model_copy(update={"api_keys": SecretStr("sk-reader")})
+    with serve(build_app(pipe, s, DocumentLibrary(pipe.retriever, s))) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        expect(page.get_by_role("heading", level=1)).to_contain_text("UK AI policy documents")
+        assert "/login" in page.url and page.locator("#rag-chat").count() == 0  # no page before a key
+        page.get_by_label("Key").fill("sk-reader")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{url}/")
+        ask(page, "Which sectors could OpenAI work with?")
+        expect(page.locator("#rag-chat")).to_contain_text("[1]", timeout=30_000)
+        page.get_by_role("link", name="Sign out").click()
+        page.wait_for_url("**/login")
+        assert page.request.get(f"{url}/config").status == 401
 
 
 def test_the_key_passage_shows_with_linked_markers(make_pipeline, settings, browser):

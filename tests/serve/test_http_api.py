@@ -416,6 +416,16 @@ def test_metrics_count_requests_tokens_and_refusals(make_client):
     assert "rag_index_documents 3.0" in text
 
 
+def test_metrics_label_made_up_methods_other(make_client):
+    client, _, _ = make_client()
+    for method in ("BREW", "X-1", "PROPFIND"):
+        client.request(method, "/healthz")
+    client.head("/healthz")
+    text = client.get("/metrics").text
+    assert 'rag_http_requests_total{method="other",route="/healthz",status="405"} 3.0' in text
+    assert 'method="HEAD"' in text and not any(m in text for m in ("BREW", "X-1", "PROPFIND"))
+
+
 def test_metrics_registries_are_per_app(make_client):
     a, _, _ = make_client()
     b, _, _ = make_client()
