@@ -75,7 +75,11 @@ def add_eval_commands(
     )
     pe.add_argument("--out", type=Path, help="run folder: results.jsonl, summary.json, report.md, plots")
     pe.add_argument("--limit", type=_positive_int, help="only the first N items (after --split)")
-    pe.add_argument("--split", choices=["dev", "test"], help="only this split (default: both)")
+    pe.add_argument(
+        "--split",
+        choices=["dev", "test", "holdout"],
+        help="only this split (default: dev and test; the holdout split is run only when named)",
+    )
     pe.add_argument(
         "--retrieval-only",
         dest="retrieval_only",

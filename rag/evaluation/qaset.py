@@ -17,7 +17,9 @@ from rag.errors import BadInputError
 from rag.loaders import split_front_matter
 
 TYPES = ("factoid", "list", "why", "comparison", "multi-doc", "unanswerable", "follow-up")
-SPLITS = ("dev", "test")
+SPLITS = ("dev", "test", "holdout")
+# Read once, at the end of the work: never selected unless asked for by name.
+HOLDOUT = "holdout"
 ROLES = ("user", "assistant")
 
 # The document the chatbot was first built around; the set must cover it in depth.
@@ -252,6 +254,6 @@ def load_qaset(path: Path, corpus_dir: Path) -> list[QAItem]:
 
 
 def select_items(items: list[QAItem], split: str | None = None, limit: int | None = None) -> list[QAItem]:
-    """The items of one split (all when None), the first `limit` of them (all when None)."""
-    chosen = [it for it in items if split is None or it.split == split]
+    """The items of one split (when None, every split but the holdout), the first `limit` of them (all when None)."""
+    chosen = [it for it in items if it.split == split or (split is None and it.split != HOLDOUT)]
     return chosen[:limit] if limit is not None else chosen
