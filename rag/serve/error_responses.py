@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,9 +24,25 @@ from rag.errors import EmptyQuestionError, RagError, RateLimitedError, ServerBus
 log = logging.getLogger(__name__)
 
 INTERNAL_MESSAGE = "Something went wrong on the server. It has been logged; please try again."
-NOT_BLANK = r"\S"  # a schema pattern: at least one character that is not white space
+# A schema pattern: at least one character that is not white space to `str.strip()` (which the
+# pipeline uses). Spelt out because `\S` means less elsewhere: ECMA (validators, browsers) and Rust
+# (pydantic) take "\x1e" for a letter, Python's `re.ASCII` (schemathesis) also "\u3000".
+NOT_BLANK = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 QUESTION_FIELDS = {"question", "q"}
 BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 when a JSON body cannot be decoded
+# Request bodies take JSON values of the types their schema declares: lax pydantic would also take
+# "5" or true for 5, false for 0.0 and 0 for false, which the schema calls invalid.
+STRICT_BODY = ConfigDict(strict=True)
+
+
+def _whole(value: Any) -> Any:
+    """`_whole(5.0)` -> `5`: JSON Schema's integer is any number without a fraction, strict pydantic's only 5."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# For an int in a strict body: 5 and 5.0 pass, "5" and true do not. Its bounds go before it, as in
+# `Annotated[int, Field(ge=1), WHOLE]`, or the schema shows them as "ge" rather than "minimum".
+WHOLE = BeforeValidator(_whole)
 
 
 # An absolute filesystem path: "/" at the start or after a space, quote or bracket (not in a URL).
@@ -177,3 +193,28 @@ class CatchAllMiddleware:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+
+
+def method_not_allowed_in_our_shape(scope: Scope, send: Send) -> Send:
+    """`send` for an app that is not ours (the page's Gradio routes): a 405 it answers goes out in
+    the one error shape, keeping its `Allow` header; every other message passes unchanged."""
+    allow: str | None = None
+
+    async def wrapped(message: Message) -> None:
+        nonlocal allow
+        if message["type"] == "http.response.start" and message["status"] == 405:
+            allow = dict(message.get("headers", [])).get(b"allow", b"").decode("latin-1")
+            return  # theirs is dropped; ours goes out once their body has
+        if allow is None:
+            await send(message)
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            use = f"; use {allow}" if allow else ""
+            text = f"{scope.get('method')} is not allowed on {scope.get('path')}{use}."
+            body = json.dumps(error_body("method_not_allowed", text)).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send(
+                {"type": "http.response.start", "status": 405, "headers": [*headers, (b"allow", allow.encode())]}
+            )
+            await send({"type": "http.response.body", "body": body})
+
+    return wrapped

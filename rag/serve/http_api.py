@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.routing import Match, Mount
+from starlette.routing import Match, Mount, Route
+from starlette.types import Scope
 
 from rag.errors import DocumentError, ForbiddenError, RagError
 from rag.library import DocumentLibrary
@@ -27,6 +28,8 @@ from rag.serve import openai_routes
 from rag.serve.admission import Admission, guard
 from rag.serve.error_responses import (
     NOT_BLANK,
+    STRICT_BODY,
+    WHOLE,
     CatchAllMiddleware,
     client_message,
     documented,
@@ -44,20 +47,26 @@ from rag.settings import Settings
 
 
 class Turn(BaseModel):
+    model_config = STRICT_BODY
+
     role: Literal["user", "assistant"]
     content: str = Field(..., max_length=20_000)
 
 
 class AskRequest(BaseModel):
+    model_config = STRICT_BODY
+
     question: str = Field(
         ..., min_length=1, max_length=MAX_QUESTION_CHARS, pattern=NOT_BLANK, examples=["What is an AI Growth Zone?"]
     )
     history: list[Turn] = Field(default_factory=list, max_length=50)
-    top_k: int | None = Field(None, ge=1, le=20)
+    top_k: Annotated[int, Field(ge=1, le=20), WHOLE] | None = None
     stream: bool = False
 
 
 class FeedbackRequest(BaseModel):
+    model_config = STRICT_BODY
+
     helpful: bool
     question: str = Field("", max_length=MAX_QUESTION_CHARS)
     answer: str = Field("", max_length=20_000)
@@ -346,31 +355,49 @@ def add_operations_routes(app: FastAPI, pipeline: RagPipeline, metrics: Metrics,
     async def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    every = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
-
     # Registered last, so they only see what no route above took. Without them, an unknown /api path
     # or a wrong method would fall through to the browser UI mounted at "/".
-    @app.api_route("/api/{rest:path}", methods=every, include_in_schema=False)
-    @app.api_route("/v1/{rest:path}", methods=every, include_in_schema=False)
-    @app.api_route("/healthz", methods=every, include_in_schema=False)
-    @app.api_route("/metrics", methods=every, include_in_schema=False)
-    @app.api_route("/openapi.json", methods=every, include_in_schema=False)
-    async def unrouted(request: Request) -> Response:
+    refuse_unrouted(app, "/api/{rest:path}", "/v1/{rest:path}", "/healthz", "/metrics", "/openapi.json")
+
+
+def refuse_unrouted(app: FastAPI, *paths: str) -> None:
+    """Answer every request to these paths that no route registered before took, whatever its
+    method (TRACE, PROPFIND, made-up ones): 405 with `Allow` when the path takes other methods,
+    else a JSON 404. Call it after the paths' own routes and before the page is mounted at "/",
+    whose Gradio app would otherwise answer them in its own shape (a 404 for TRACE /api/ask)."""
+    app.router.routes.extend(Unrouted(path) for path in paths)
+
+
+class Unrouted(Route):
+    """A route for every method at `path` (a Starlette route with a function endpoint takes GET
+    only), named in the scope as FastAPI names its own so the metrics label it by its template."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, self._refuse, include_in_schema=False)
+        self.methods = None  # every method
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is Match.FULL:
+            child_scope["route"] = self
+        return match, child_scope
+
+    async def _refuse(self, request: Request) -> Response:
         path = request.url.path
-        allowed = allowed_methods(app, request, skip=unrouted)
+        allowed = allowed_methods(request.app, request)
         if allowed:
             message = f"{request.method} is not allowed on {path}; use {', '.join(allowed)}."
             return error_response("method_not_allowed", message, 405, {"Allow": ", ".join(allowed)})
         return error_response("not_found", f"There is no API route {path}.", 404)
 
 
-def allowed_methods(app: FastAPI, request: Request, skip: Any) -> list[str]:
-    """The methods some route of `app` (not its mounts, nor the `skip` endpoint) takes at this path."""
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods some route of `app` (not its mounts, nor an `Unrouted`) takes at this path."""
     allowed = []
     for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
         probe = {**request.scope, "method": method}
         for route in app.router.routes:
-            if isinstance(route, Mount) or getattr(route, "endpoint", None) is skip:
+            if isinstance(route, Mount | Unrouted):
                 continue
             if route.matches(probe)[0] == Match.FULL:
                 allowed.append(method)

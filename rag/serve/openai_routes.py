@@ -16,7 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rag.errors import BadInputError, RagError
 from rag.library import DocumentLibrary
 from rag.pipeline import RagPipeline, StreamEvent
-from rag.serve.error_responses import client_message, documented, streamed
+from rag.serve.error_responses import STRICT_BODY, WHOLE, client_message, documented, streamed
 from rag.serve.prometheus import Metrics
 from rag.serve.provenance import sources_json, uploaded_ids
 from rag.serve.streaming import AnswerGate, AnswerStream, Frame
@@ -33,7 +33,7 @@ from rag.types import Answer
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(**STRICT_BODY, extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     # A string, or a list of content parts (`[{"type": "text", "text": "..."}]`) as newer clients send.
@@ -41,19 +41,22 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(**STRICT_BODY, extra="ignore")
 
     include_usage: bool = False
 
 
 class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # n, top_p, user, ... are accepted and ignored
+    model_config = ConfigDict(**STRICT_BODY, extra="ignore")  # n, top_p, user, ... are accepted and ignored
 
     model: str | None = Field(None, max_length=200)
-    messages: list[ChatMessage] = Field(..., min_length=1, max_length=200)
+    # The last message must be the user's question (JSON Schema cannot say so); the example shows it.
+    messages: list[ChatMessage] = Field(
+        ..., min_length=1, max_length=200, examples=[[{"role": "user", "content": "What is an AI Growth Zone?"}]]
+    )
     stream: bool = False
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: Annotated[int, Field(ge=1), WHOLE] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1), WHOLE] | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     stream_options: StreamOptions | None = None
 

@@ -26,8 +26,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from rag.errors import ForbiddenError, RagError, RateLimitedError, UnauthorizedError
 from rag.serve.admission import SESSION_COOKIE, Admission, client_host
 from rag.serve.chat_handlers import TITLE
-from rag.serve.error_responses import client_message, error_body
-from rag.serve.http_api import origin_allowed
+from rag.serve.error_responses import client_message, error_body, method_not_allowed_in_our_shape
+from rag.serve.http_api import origin_allowed, refuse_unrouted
 
 LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -103,6 +103,8 @@ def add_login_routes(app: FastAPI, admission: Admission, allowed_origins: set[st
         done.delete_cookie(SESSION_COOKIE, path="/")
         return done
 
+    refuse_unrouted(app, "/login", "/logout")  # else Gradio's own /login answers PUT with "Allow: POST"
+
 
 class PageGuard:
     """ASGI middleware in front of the page's Gradio routes (everything the API does not route).
@@ -146,7 +148,7 @@ class PageGuard:
             headers |= {"content-type": "application/json"}
             await Response(body, e.status, headers)(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, method_not_allowed_in_our_shape(scope, send))  # Gradio's 405s too
 
     def check(self, request: Request) -> None:
         """Raises: _SignIn (a browser that should sign in first), or the RagError to answer with."""
