@@ -26,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embedding import Embedder
-from rag.evidence import sentence_scores
+from rag.evidence import Quote, ranked_sentences  # noqa: F401 (re-exported)
 from rag.lexical import tokenize
 from rag.text import sentence_spans
 from rag.types import Hit
@@ -48,37 +47,6 @@ SIGNALS = (
 )
 FEATURES = ("support", "type_match", "p_refusal_open_ended")  # chosen by cross-validation on dev (decision note 0004)
 L2 = 1.0  # likewise (10 separated held-out items no better on the 167-item dev split)
-
-
-@dataclass
-class Quote:
-    """A passage sentence that best answers a question: its hit and its span in the chunk text."""
-
-    hit: int
-    start: int
-    end: int
-    score: float
-
-    def text(self, hits: list[Hit]) -> str:
-        return hits[self.hit].chunk.text[self.start : self.end]
-
-
-def ranked_sentences(question: str, hits: list[Hit], embedder: Embedder | None) -> list[Quote]:
-    """The passages' sentences, closest to the question first: 0.5 * cosine + 0.5 * share of question words.
-
-    Sentences of fewer than three words are left out. Empty when there are no passages.
-    """
-    cands: list[tuple[int, int, int, str]] = []
-    for i, h in enumerate(hits):
-        for s, e in sentence_spans(h.chunk.text):
-            text = h.chunk.text[s:e].strip()
-            if len(tokenize(text)) >= 3:
-                cands.append((i, s, e, text))
-    if not cands:
-        return []
-    score = sentence_scores(question, [t for *_, t in cands], embedder)
-    order = np.argsort(-score, kind="stable")
-    return [Quote(cands[b][0], cands[b][1], cands[b][2], float(score[b])) for b in order]
 
 
 def key_excerpt(

@@ -1,15 +1,12 @@
-"""Tighter evidence: the sentences of the retrieved passages that matter, instead of whole chunks.
-
-Each sentence is scored against the question (embedding cosine plus the share of question words
-it holds); the best `max_sentences` across all passages are kept, and each passage is cut to the
-window from its first to its last kept sentence, widened by `neighbours` sentences either side.
-A passage with no kept sentence is dropped. The cut passages keep their document offsets, so a
-citation still points at the exact place in the document. This module does not retrieve or generate.
+"""The one sentence ranker: the passages' sentences scored against the question (embedding cosine
+plus the share of the question's words each holds), closest first. The decision's evidence
+excerpt, the key passage and the fitted signals all read this ranking. It does not retrieve or
+generate.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,29 +26,32 @@ def sentence_scores(question: str, texts: list[str], embedder: Embedder | None) 
     return 0.5 * np.clip(cos, 0.0, 1.0) + 0.5 * lex
 
 
-def tighten(
-    question: str, hits: list[Hit], embedder: Embedder | None, max_sentences: int, neighbours: int = 1
-) -> list[Hit]:
-    """`hits` cut to the windows around their best sentences (see the module doc), in the same order.
+@dataclass
+class Quote:
+    """A passage sentence that best answers a question: its hit and its span in the chunk text."""
 
-    With `max_sentences` 0 the hits are returned unchanged.
+    hit: int
+    start: int
+    end: int
+    score: float
+
+    def text(self, hits: list[Hit]) -> str:
+        return hits[self.hit].chunk.text[self.start : self.end]
+
+
+def ranked_sentences(question: str, hits: list[Hit], embedder: Embedder | None) -> list[Quote]:
+    """The passages' sentences, closest to the question first: 0.5 * cosine + 0.5 * share of question words.
+
+    Sentences of fewer than three words are left out. Empty when there are no passages.
     """
-    if max_sentences <= 0 or not hits:
-        return hits
-    spans = [sentence_spans(h.chunk.text) or [(0, len(h.chunk.text))] for h in hits]
-    flat = [(i, j) for i, ss in enumerate(spans) for j in range(len(ss))]
-    texts = [hits[i].chunk.text[slice(*spans[i][j])] for i, j in flat]
-    scores = sentence_scores(question, texts, embedder)
-    keep = {flat[k] for k in np.argsort(-scores, kind="stable")[:max_sentences]}
-    out = []
+    cands: list[tuple[int, int, int, str]] = []
     for i, h in enumerate(hits):
-        chosen = [j for j in range(len(spans[i])) if (i, j) in keep]
-        if not chosen:
-            continue
-        first = max(chosen[0] - neighbours, 0)
-        last = min(chosen[-1] + neighbours, len(spans[i]) - 1)
-        s, e = spans[i][first][0], spans[i][last][1]
-        c = h.chunk
-        chunk = replace(c, text=c.text[s:e], start=c.start + s, end=c.start + e)
-        out.append(replace(h, chunk=chunk))
-    return out
+        for s, e in sentence_spans(h.chunk.text):
+            text = h.chunk.text[s:e].strip()
+            if len(tokenize(text)) >= 3:
+                cands.append((i, s, e, text))
+    if not cands:
+        return []
+    score = sentence_scores(question, [t for *_, t in cands], embedder)
+    order = np.argsort(-score, kind="stable")
+    return [Quote(cands[b][0], cands[b][1], cands[b][2], float(score[b])) for b in order]

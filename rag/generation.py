@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 Messages = list[dict[str, str]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class OpeningFloor:
     """Let a reply open with the first token of `text` only when the model gives that opening a
     probability of at least `min_p`; below it, the token is banned for the first step.
@@ -37,10 +37,14 @@ class OpeningFloor:
     The pipeline uses it on the refusal sentence: a small model often starts to refuse while
     it is unsure (p = 0.2-0.3 here) although a passage answers the question; banning that weak
     opening lets it answer, and the citation check still removes what the passages do not support.
+
+    One floor serves one call: the backend records the opening's probability in `seen_p`, so what
+    one call measured can never be read by another (a backend is shared by every request).
     """
 
     text: str
     min_p: float
+    seen_p: float | None = field(default=None, compare=False)  # set by the backend at the first step
 
     def apply(self, scores: np.ndarray, token: int) -> float:
         """Ban `token` in `scores` (one step's logits, changed in place) when its probability is
@@ -53,6 +57,7 @@ class OpeningFloor:
         p = float(e[token] / e.sum())
         if p < self.min_p:
             scores[token] = -np.inf
+        self.seen_p = p
         return p
 
 
@@ -67,7 +72,6 @@ class Generator(Protocol):
 
     name: str
     supports_opening_floor: bool
-    last_opening_p: float | None  # p of the floored opening at the last call, where the backend sees it
 
     def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str: ...
 
@@ -123,7 +127,6 @@ class LlamaCppGenerator:
             # (the system prompt and worked examples) instead of reading it again.
             self._llm.set_cache(last_logits_cache(cache_mb << 20))
         self._lock = threading.Lock()  # one llama context serves one request at a time
-        self.last_opening_p: float | None = None  # for calibration: p of the floored opening, last call
 
     def _floor_processor(self, floor: OpeningFloor):
         from llama_cpp import LogitsProcessorList
@@ -135,7 +138,7 @@ class LlamaCppGenerator:
             nonlocal seen
             if not seen:  # only the first generated token
                 seen = True
-                self.last_opening_p = floor.apply(scores, token)
+                floor.apply(scores, token)  # records floor.seen_p, this call's own
             return scores
 
         return LogitsProcessorList([process])
@@ -201,7 +204,6 @@ class TransformersGenerator:
     (dequantised by transformers' GGUF loader, so it needs several times the file's size in RAM)."""
 
     supports_opening_floor = True
-    last_opening_p: float | None = None
 
     def __init__(self, model_path: Path, n_threads: int | None = None) -> None:
         import torch
@@ -235,7 +237,6 @@ class TransformersGenerator:
         from transformers import LogitsProcessor, LogitsProcessorList
 
         token = self._tok.encode(floor.text, add_special_tokens=False)[0]
-        gen = self
 
         class _Floor(LogitsProcessor):
             def __init__(self) -> None:
@@ -245,7 +246,7 @@ class TransformersGenerator:
                 if not self.seen:
                     self.seen = True
                     row = scores[0].detach().float().numpy().copy()
-                    gen.last_opening_p = floor.apply(row, token)
+                    floor.apply(row, token)  # records floor.seen_p, this call's own
                     if row[token] == -np.inf:
                         scores[:, token] = -float("inf")
                 return scores
@@ -327,7 +328,6 @@ class OpenAICompatGenerator:
     """Any OpenAI-compatible chat server (vLLM, llama.cpp server, TGI, Ollama) by base URL."""
 
     supports_opening_floor = False
-    last_opening_p: float | None = None
 
     def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 300.0) -> None:
         import httpx
@@ -392,7 +392,6 @@ class NoGenerator:
 
     name = "none"
     supports_opening_floor = False
-    last_opening_p: float | None = None
 
     def generate(self, messages: Messages, max_tokens: int = 300, temperature: float = 0.0) -> str:
         raise GenerationError("no answer model is loaded in this retrieval-only run")

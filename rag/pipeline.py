@@ -9,33 +9,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from rag.answer_type import answers_the_question, defined_term
-from rag.answerability import RARE_TERM_FEATURE_MAX_DF, AnswerabilityModel, Quote, key_excerpt, ranked_sentences
-from rag.citations import CheckedAnswer, CitationChecker, is_refusal, opens_with_yes_or_no
+from rag.answer_type import answers_the_question
+from rag.answerability import AnswerabilityModel
+from rag.citations import CitationChecker, opens_with_yes_or_no
+from rag.decision import DecisionOptions, Draft, decide, subject_coverage
 from rag.embedding import Embedder
 from rag.errors import BadInputError, EmptyQuestionError
-from rag.evidence import tighten
+from rag.evidence import Quote, ranked_sentences
 from rag.generation import Generator, OpeningFloor, stream_text
-from rag.lexical import tokenize
 from rag.prompts import REFUSAL, answer_messages, rewrite_messages
 from rag.query import with_focus
 from rag.retrieval import HybridRetriever, RetrievalResult
 from rag.settings import Settings, shipped
 from rag.stopping import StopSignal, acquire_unless
-from rag.text import names, strip_markers
-from rag.types import Answer, Citation, Hit, SentenceCheck, Timings
+from rag.text import names
+from rag.types import Answer, Hit, Timings
 
 log = logging.getLogger(__name__)
-
-# How an answer made of a passage quote opens (when the model could not phrase one).
-QUOTED_ANSWER_OPENING = "The documents say: "
 
 MAX_QUESTION_CHARS = 2000
 
@@ -82,56 +79,75 @@ def last_user_turn(history: list[dict[str, Any]]) -> str:
     return next((str(m.get("content", "")) for m in reversed(history) if m.get("role") == "user"), "")
 
 
+@dataclass(frozen=True)
+class PipelineOptions:
+    """The pipeline's knobs, one object built from `Settings` (see there for each one's meaning)."""
+
+    top_k: int = shipped("top_k")
+    max_new_tokens: int = shipped("max_new_tokens")
+    temperature: float = shipped("temperature")
+    min_relevance: float = shipped("min_relevance")
+    rewrite_followups: bool = shipped("rewrite_followups")
+    refusal_min_p: float = shipped("refusal_min_p")
+    focus_query: str = shipped("focus_query")
+    rare_term_max_df: int = shipped("rare_term_max_df")
+    demonstrations: bool = shipped("demonstrations")
+    follow_up_fusion: bool = shipped("follow_up_fusion")
+    decision: DecisionOptions = field(default_factory=DecisionOptions)
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> PipelineOptions:
+        names = [f.name for f in fields(cls) if f.name != "decision"]
+        decision = DecisionOptions(
+            answerability=AnswerabilityModel.load() if s.answerability else None,
+            answer_type_check=s.answer_type_check,
+            key_passage=s.key_passage,
+        )
+        return cls(**{n: getattr(s, n) for n in names}, decision=decision)
+
+    def but(self, **changes: Any) -> PipelineOptions:
+        """These options with some changed; a `DecisionOptions` field name changes the decision's.
+
+        `PipelineOptions().but(top_k=3, key_passage=False)` -> top_k 3, no key passage.
+        """
+        decision_names = {f.name for f in fields(DecisionOptions)}
+        own = {k: v for k, v in changes.items() if k not in decision_names}
+        theirs = {k: v for k, v in changes.items() if k in decision_names}
+        return replace(self, **own, decision=replace(self.decision, **theirs))
+
+
 class RagPipeline:
-    """Answers questions from the indexed documents with checked citations."""
+    """Answers questions from the indexed documents with checked citations.
+
+    Args:
+        retriever, generator, checker: the collaborators (`from_settings` builds the real ones).
+        options: the knobs (default: the shipped settings' values, without the fitted decision).
+        **changes: options to change, by name (`top_k=3`, `key_passage=False`, ...).
+    """
 
     def __init__(
         self,
         retriever: HybridRetriever,
         generator: Generator,
         checker: CitationChecker,
-        *,
-        top_k: int = shipped("top_k"),
-        max_new_tokens: int = shipped("max_new_tokens"),
-        temperature: float = shipped("temperature"),
-        min_relevance: float = shipped("min_relevance"),
-        rewrite_followups: bool = shipped("rewrite_followups"),
-        refusal_min_p: float = shipped("refusal_min_p"),
-        focus_query: str = shipped("focus_query"),
-        rare_term_max_df: int = shipped("rare_term_max_df"),
-        demonstrations: bool = shipped("demonstrations"),
-        answerability: AnswerabilityModel | None = None,
-        evidence_sentences: int = shipped("evidence_sentences"),
-        evidence_neighbours: int = shipped("evidence_neighbours"),
-        passage_order: Literal["retrieval", "best_first", "best_last", "by_document"] = shipped("passage_order"),
-        answer_type_check: bool = shipped("answer_type_check"),
-        question_first: bool = shipped("question_first"),
-        key_passage: bool = shipped("key_passage"),
-        follow_up_fusion: bool = shipped("follow_up_fusion"),
+        options: PipelineOptions | None = None,
+        **changes: Any,
     ) -> None:
         self.retriever = retriever
         self.generator = generator
         self.checker = checker
-        self.top_k = top_k
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
-        self.min_relevance = min_relevance
-        self.rewrite_followups = rewrite_followups
-        self.refusal_min_p = refusal_min_p
-        self.focus_query = focus_query
-        self.rare_term_max_df = rare_term_max_df
-        self.demonstrations = demonstrations
-        self.answerability = answerability
-        self.evidence_sentences = evidence_sentences
-        self.evidence_neighbours = evidence_neighbours
-        self.passage_order = passage_order
-        self.answer_type_check = answer_type_check
-        self.question_first = question_first
-        self.key_passage = key_passage
-        self.follow_up_fusion = follow_up_fusion
+        self.options = (options or PipelineOptions()).but(**changes)
         # One model serves every request: each call takes its turn here, where a request whose
         # client has gone can leave the queue (a backend's own lock cannot be given up on).
         self.model_lock = threading.Lock()
+
+    @property
+    def top_k(self) -> int:
+        return self.options.top_k
+
+    @property
+    def decision(self) -> DecisionOptions:
+        return self.options.decision
 
     @classmethod
     def from_settings(
@@ -162,31 +178,9 @@ class RagPipeline:
         s = settings or Settings()
         embedder = embedder or SentenceTransformerEmbedder()
         data = open_index(s, embedder, rebuild=rebuild_index)
-        retriever = HybridRetriever(
-            data, embedder, s.candidates, s.rrf_k, s.dedup_threshold, s.retrieval_mode, s.body_keywords
-        )
-        return cls(
-            retriever,
-            generator or make_generator(s),
-            CitationChecker(embedder, s.support_threshold, s.unsupported),
-            top_k=s.top_k,
-            max_new_tokens=s.max_new_tokens,
-            temperature=s.temperature,
-            min_relevance=s.min_relevance,
-            rewrite_followups=s.rewrite_followups,
-            refusal_min_p=s.refusal_min_p,
-            focus_query=s.focus_query,
-            rare_term_max_df=s.rare_term_max_df,
-            demonstrations=s.demonstrations,
-            answerability=AnswerabilityModel.load() if s.answerability else None,
-            evidence_sentences=s.evidence_sentences,
-            evidence_neighbours=s.evidence_neighbours,
-            passage_order=s.passage_order,
-            answer_type_check=s.answer_type_check,
-            question_first=s.question_first,
-            key_passage=s.key_passage,
-            follow_up_fusion=s.follow_up_fusion,
-        )
+        retriever = HybridRetriever(data, embedder, s.candidates, s.rrf_k, s.dedup_threshold, s.retrieval_mode)
+        checker = CitationChecker(embedder, s.support_threshold, s.unsupported)
+        return cls(retriever, generator or make_generator(s), checker, PipelineOptions.from_settings(s))
 
     def warm(self) -> None:
         """Load the model's weights and read the fixed prompt prefix (system prompt and worked
@@ -194,7 +188,7 @@ class RagPipeline:
         from rag.types import Chunk
 
         probe = Chunk("warm#0", "warm", "Warming up.", 0, 11)
-        messages = answer_messages("Ready?", [Hit(probe, 0.0)], self.demonstrations, self.question_first)
+        messages = answer_messages("Ready?", [Hit(probe, 0.0)], self.options.demonstrations)
         with self.model_lock:
             self.generator.generate(messages, max_tokens=1)
 
@@ -224,7 +218,7 @@ class RagPipeline:
         Raises:
             RequestTimeoutError, AnswerStoppedError: `stop` was set before the rewrite's end.
         """
-        if not history or not self.rewrite_followups:
+        if not history or not self.options.rewrite_followups:
             return question
         with self.holding_model(stop):
             pieces = stream_text(self.generator, rewrite_messages(question, history), 64, 0.0)
@@ -245,50 +239,29 @@ class RagPipeline:
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         if not query or not query.strip():
             raise EmptyQuestionError("The search query is empty.")
-        return self.retriever.retrieve(query.strip(), k or self.top_k).hits
+        return self.retriever.retrieve(query.strip(), k or self.options.top_k).hits
 
     def retrieve(self, query: str, k: int | None = None, also: tuple[str, ...] = ()) -> RetrievalResult:
         """The passages given to the model for a standalone `query` (with the documents' focus
         added when it asks about "the deal" without naming anyone), fused with those for `also`."""
-        focused = tuple(with_focus(q, self.focus_query) for q in (query, *also))
-        return self.retriever.retrieve(focused[0], k or self.top_k, also=focused[1:])
+        focused = tuple(with_focus(q, self.options.focus_query) for q in (query, *also))
+        return self.retriever.retrieve(focused[0], k or self.options.top_k, also=focused[1:])
 
     def follow_up_query(self, question: str, history: list[dict[str, str]]) -> tuple[str, ...]:
         """What a follow-up also searches with: its own words after the previous question. The rewrite
         alone can lose the subject ("What was the Anthropic one focused on?" came back unchanged;
         "Who signed it for the UK?" became a query whose passages hold no signer)."""
         last_user = last_user_turn(history)
-        return (f"{question} {last_user}",) if last_user and self.follow_up_fusion else ()
-
-    def evidence(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """The passages as the model sees them: whole, or cut to their best sentences (`evidence_sentences`),
-        in retrieval order, ordered by their best sentence's closeness to the question, or grouped by
-        document (`passage_order`; measured in note 0004, retrieval order is shipped)."""
-        hits = tighten(query, hits, self.checker.embedder, self.evidence_sentences, self.evidence_neighbours)
-        if self.passage_order == "retrieval" or len(hits) < 2:
-            return hits
-        if self.passage_order == "by_document":
-            # Passages of one document together, in the document's own order; documents by their best passage.
-            first: dict[str, int] = {}
-            for i, h in enumerate(hits):
-                first.setdefault(h.chunk.doc_id, i)
-            return sorted(hits, key=lambda h: (first[h.chunk.doc_id], h.chunk.start))
-        best: dict[int, float] = {}
-        for q in ranked_sentences(query, hits, self.checker.embedder):
-            best.setdefault(q.hit, q.score)
-        order = sorted(range(len(hits)), key=lambda i: -best.get(i, 0.0))
-        if self.passage_order == "best_last":
-            order.reverse()
-        return [hits[i] for i in order]
+        return (f"{question} {last_user}",) if last_user and self.options.follow_up_fusion else ()
 
     def gate_refuses(self, query: str, result: RetrievalResult) -> bool:
         """Refuse before generating only when nothing is close: no passage, or a low best dense score
         and no word of the question that is rare in the corpus (a name such as "Humphrey")."""
         if not result.hits:
             return True
-        if result.best_dense >= self.min_relevance:
+        if result.best_dense >= self.options.min_relevance:
             return False
-        return not (self.rare_term_max_df and self.retriever.rare_terms(query, self.rare_term_max_df))
+        return not (self.options.rare_term_max_df and self.retriever.rare_terms(query, self.options.rare_term_max_df))
 
     def stream(
         self,
@@ -317,7 +290,7 @@ class RagPipeline:
             raise EmptyQuestionError()
         if len(question) > MAX_QUESTION_CHARS:
             raise BadInputError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}.")
-        k = top_k or self.top_k
+        k = top_k or self.options.top_k
         t0 = time.perf_counter()
         turns = clean_history(history)
         standalone = self.rewrite(question, turns, stop)
@@ -331,16 +304,17 @@ class RagPipeline:
         if self.gate_refuses(standalone, result):
             log.info("refusing without generation: best dense score %.3f", result.best_dense)
             timings.total_s = time.perf_counter() - t0
-            yield Finished(
-                Answer(question, REFUSAL, True, [], hits, timings, self.model_name, standalone_question=standalone)
-            )
+            reason = f"no passage is close to the question (best dense score {result.best_dense:.2f}) and none of its words is rare in the documents"
+            decision = {"outcome": "refused", "step": "retrieval_gate", "reason": reason}
+            answer = Answer(question, REFUSAL, True, [], hits, timings, self.model_name, standalone_question=standalone)
+            answer.decision = decision
+            yield Finished(answer)
             return
 
-        hits = self.evidence(standalone, hits)
         pieces: list[str] = []
-        floor = OpeningFloor(REFUSAL, self.refusal_min_p) if self.refusal_min_p > 0 else None
-        messages = answer_messages(standalone, hits, self.demonstrations, self.question_first)
-        reply = stream_text(self.generator, messages, self.max_new_tokens, self.temperature, floor)
+        floor = OpeningFloor(REFUSAL, self.options.refusal_min_p) if self.options.refusal_min_p > 0 else None
+        messages = answer_messages(standalone, hits, self.options.demonstrations)
+        reply = stream_text(self.generator, messages, self.options.max_new_tokens, self.options.temperature, floor)
         # Closed when this stream is (its client went): the backend stops and the model is freed at once.
         with self.holding_model(stop), contextlib.closing(until_stopped(reply, stop)) as replied:
             for piece in replied:
@@ -348,8 +322,7 @@ class RagPipeline:
                     timings.ttft_s = time.perf_counter() - t0
                 pieces.append(piece)
                 yield Token(piece)
-            # Read while the model is still ours: the next call would overwrite it.
-            p_refusal = self.generator.last_opening_p if floor and self.generator.supports_opening_floor else None
+        p_refusal = floor.seen_p if floor is not None else None  # this call's own measurement
         signals = {"best_dense": result.best_dense, "p_refusal": p_refusal}
         answer = self.finish(question, standalone, hits, "".join(pieces), signals)
         answer.timings = timings
@@ -360,63 +333,32 @@ class RagPipeline:
     def finish(
         self, question: str, standalone: str, hits: list[Hit], raw: str, signals: dict[str, float | None]
     ) -> Answer:
-        """Check the model's `raw` text against `hits` and decide between it, a quote and the refusal.
-
-        The citation check keeps the supported sentences. Then the answerability decision (when
-        one is loaded) has the last word: "not answerable" turns an answer into the refusal, and
-        "answerable" turns a refusal into the passage sentence that best answers the question,
-        quoted with its citation. A "what is X?" question that would be refused is answered with the
-        best passage sentence naming X, quoted. `signals` gains the check's and the quote's scores.
+        """Check the model's `raw` text against `hits`, then let `rag.decision` choose what is shown:
+        the checked answer, the passages' closest sentences quoted (`partial`), or the refusal.
+        `signals` gains the decision's features; `Answer.decision` says which step decided and why.
         """
         checked = self.checker.check(raw, hits, standalone)
         ranked = ranked_sentences(standalone, hits, self.checker.embedder)
-        quote = ranked[0] if ranked else None
-        # The quote may stand in for an answer only when it says what kind of thing was asked.
-        quote_fits = quote is not None and answers_the_question(standalone, quote.text(hits)) is not False
         signals = dict(signals)
-        signals["rare_terms"] = float(len(self.retriever.rare_terms(standalone, RARE_TERM_FEATURE_MAX_DF)))
-        signals["best_sentence"] = quote.score if quote else 0.0
         signals["support"] = max((c.score for c in checked.sentences if c.supported and c.cited), default=0.0)
-        signals["model_refused"] = float(is_refusal(raw.strip()[:200]) if raw.strip() else 1.0)
         # The first token's p(refusal) is no doubt about the documents when the model answers "No":
         # "No" and "I can't find…" compete for that token on every yes/no question the passages deny.
         p_refusal = signals.get("p_refusal")
         signals["p_refusal_open_ended"] = (
             None if p_refusal is None else (0.0 if opens_with_yes_or_no(raw) else p_refusal)
         )
-        fits = answers_the_question(standalone, checked.text) if not checked.refused else None
         # 0 only when the answer lacks the kind asked for; a question with no checkable kind, or a draft
-        # the check refused, passes (as the check itself does). Left unset, the decision would take the
-        # mean for those, and refuse a plain "why" answer on a first-token p(refusal) of 2% (note 0004).
+        # the check refused, passes (as the check itself does): note 0004.
+        fits = answers_the_question(standalone, checked.text) if not checked.refused else None
         signals["type_match"] = 0.0 if fits is False else 1.0
-        if self.answer_type_check and fits is False:
-            # A true sentence beside the point ("OpenAI will expand its London office" for "how much").
-            refusal = CheckedAnswer(REFUSAL, True, [], checked.sentences)
-            checked = (
-                quoted_answer(hits, quote.hit, quote.start, quote.end, checked.sentences) if quote_fits else refusal
-            )
-        if self.answerability is not None:
-            p = self.answerability.probability({k: v for k, v in signals.items() if v is not None})
-            signals["p_answerable"] = p
-            if p < self.answerability.threshold and not checked.refused:
-                checked = CheckedAnswer(REFUSAL, True, [], checked.sentences)
-            elif p >= self.answerability.threshold and checked.refused and quote_fits:
-                checked = quoted_answer(hits, quote.hit, quote.start, quote.end, checked.sentences)
-        if checked.refused and (defining := definition_quote(standalone, ranked, hits)) is not None:
-            # "What is Humphrey?": a passage sentence that names the term says what the documents hold on it.
-            checked = quoted_answer(hits, defining.hit, defining.start, defining.end, checked.sentences)
-        if self.key_passage and not checked.refused and not checked.text.startswith(QUOTED_ANSWER_OPENING):
-            cited_ids = {c.chunk_id for c in checked.citations}
-            cited = {i for i, h in enumerate(hits) if h.chunk.chunk_id in cited_ids}
-            fit = partial(answers_the_question, standalone)
-            key = key_excerpt(ranked, hits, cited, strip_markers(checked.text), fit)
-            if key:
-                checked = with_key_passage(checked, hits, key)
+        draft = Draft(standalone, hits, raw, checked, ranked, signals, fits, self.coverage(standalone, hits, ranked))
+        verdict = decide(draft, self.decision)
         return Answer(
             question=question,
-            answer=checked.text,
-            refused=checked.refused,
-            citations=checked.citations,
+            answer=verdict.checked.text,
+            refused=verdict.outcome == "refused",
+            partial=verdict.outcome == "partial",
+            citations=verdict.checked.citations,
             retrieved=hits,
             timings=Timings(),
             model=self.model_name,
@@ -424,7 +366,20 @@ class RagPipeline:
             raw_answer=raw,
             sentences=checked.sentences,
             signals=signals,
+            decision=verdict.to_dict(),
         )
+
+    def coverage(self, question: str, hits: list[Hit], ranked: list[Quote]) -> list[float]:
+        """For each ranked sentence, the share of the question's subject its passage names (title and
+        headings included), each word weighted by how rare it is among the documents."""
+        n_docs = max(len(self.retriever.documents), 1)
+
+        def weight(word: str) -> float:
+            return math.log((n_docs + 1) / (self.retriever.document_frequency(word) + 0.5))
+
+        texts = [" ".join([h.chunk.title, *h.chunk.heading_path, h.chunk.text]) for h in hits]
+        per_passage = subject_coverage(question, texts, weight)
+        return [per_passage[q.hit] for q in ranked]
 
     def ask(self, question: str, history: list[dict[str, Any]] | None = None, top_k: int | None = None) -> Answer:
         """Answer `question` and return the checked `Answer` (see `stream` for errors)."""
@@ -450,46 +405,3 @@ def until_stopped(pieces: Iterator[str], stop: StopSignal | None) -> Iterator[st
         close = getattr(pieces, "close", None)
         if close is not None:
             close()
-
-
-def definition_quote(question: str, ranked: list[Quote], hits: list[Hit]) -> Quote | None:
-    """For a "what is X?" question, the best-ranked passage sentence holding every word of X; else None."""
-    term = defined_term(question)
-    want = set(tokenize(term)) if term else set()
-    return next((q for q in ranked if want and want <= set(tokenize(q.text(hits)))), None)
-
-
-def quoted_answer(hits: list[Hit], j: int, start: int, end: int, checks: list[SentenceCheck]) -> CheckedAnswer:
-    """An answer that quotes passage `j`'s text[start:end] with citation [1], for when the model
-    could not phrase one: `The documents say: “…” [1]`."""
-    citation = _quote_citation(hits, j, start, end, 1)
-    return CheckedAnswer(f"{QUOTED_ANSWER_OPENING}“{citation.quote}” [1]", False, [citation], checks)
-
-
-def with_key_passage(checked: CheckedAnswer, hits: list[Hit], key: list[Quote]) -> CheckedAnswer:
-    """`checked` followed by the key passage: sentences of one passage that the answer cites, each
-    quoted with that passage's number, `… [1]\n\nKey passage: “…” [1] “…” [1]`."""
-    j = key[0].hit
-    n = next(c.n for c in checked.citations if c.chunk_id == hits[j].chunk.chunk_id)
-    quotes = " ".join(f"“{' '.join(q.text(hits).split())}” [{n}]" for q in key)
-    return CheckedAnswer(
-        f"{checked.text}\n\nKey passage: {quotes}", checked.refused, checked.citations, checked.sentences
-    )
-
-
-def _quote_citation(hits: list[Hit], j: int, start: int, end: int, n: int) -> Citation:
-    chunk = hits[j].chunk
-    text = chunk.text[start:end].strip()
-    return Citation(
-        n=n,
-        doc_id=chunk.doc_id,
-        title=chunk.title,
-        url=chunk.source_url,
-        quote=text,
-        start=chunk.start + start,
-        end=chunk.start + end,
-        chunk_id=chunk.chunk_id,
-        publisher=chunk.publisher,
-        date=chunk.date,
-        heading_path=list(chunk.heading_path),
-    )

@@ -93,39 +93,35 @@ def format_passages(hits: list[Hit]) -> str:
     )
 
 
-def _user_turn(passages: str, question: str, question_first: bool = False) -> str:
-    # Asking first lets a small model read the passages with the question in mind.
-    ask = f"Question: {question.strip()}\n\n" if question_first else ""
+def _user_turn(passages: str, question: str) -> str:
     return (
-        f"{ask}Passages:\n\n{passages}\n\n"
+        f"Passages:\n\n{passages}\n\n"
         f"Question: {question.strip()}\n\n"
         f"Answer from the passages, with [n] after each sentence, or reply: {REFUSAL}"
     )
 
 
-def demonstration_turns(question_first: bool = False) -> list[dict[str, str]]:
+def demonstration_turns() -> list[dict[str, str]]:
     """The worked examples as alternating user/assistant turns (the same every time)."""
     turns = []
     for texts, question, answer in DEMONSTRATIONS:
         passages = "\n\n".join(_passage_block(n, _DEMO_SOURCE, t) for n, t in enumerate(texts, start=1))
-        user = _user_turn(passages, question, question_first)
+        user = _user_turn(passages, question)
         turns += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
     return turns
 
 
-def answer_messages(
-    question: str, hits: list[Hit], demonstrations: bool = True, question_first: bool = False
-) -> list[dict[str, str]]:
+def answer_messages(question: str, hits: list[Hit], demonstrations: bool = True) -> list[dict[str, str]]:
     """Chat messages asking for a cited answer to `question` from `hits` (numbered from 1).
 
     The system prompt and the worked examples come first and never change, so a backend with a
     prompt cache (llama.cpp) reads them once; the passages and the question come last.
     """
-    demos = demonstration_turns(question_first) if demonstrations else []
+    demos = demonstration_turns() if demonstrations else []
     return [
         {"role": "system", "content": ANSWER_SYSTEM},
         *demos,
-        {"role": "user", "content": _user_turn(format_passages(hits), question, question_first)},
+        {"role": "user", "content": _user_turn(format_passages(hits), question)},
     ]
 
 

@@ -1,9 +1,7 @@
 """Hybrid retrieval: dense (the vector store) and lexical (BM25) candidates fused by reciprocal rank.
 
-The lexical side has two rankings: BM25 over each passage with its document title and headings
-(so "the Cohere MoU" finds a passage that never names Cohere), and, when `body_keywords` is on,
-BM25 over the passage text alone, so a word the title or a heading repeats in every passage of a
-document ("Humphrey") does not drown the passages that actually say it.
+The lexical side is BM25 over each passage with its document title and headings (so "the Cohere
+MoU" finds a passage that never names Cohere).
 
 Near-duplicate passages (the same paragraph quoted in two press releases) are dropped after
 fusion, so the model sees distinct evidence. This module does not generate or prompt.
@@ -66,7 +64,6 @@ class HybridRetriever:
         rrf_k: int = 60,
         dedup_threshold: float = 0.85,
         mode: str = "hybrid",
-        body_keywords: bool = False,
     ) -> None:
         if mode not in ("hybrid", "dense", "lexical"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
@@ -75,15 +72,11 @@ class HybridRetriever:
         self.candidates = candidates
         self.rrf_k = rrf_k
         self.dedup_threshold = dedup_threshold
-        self.body_keywords = body_keywords
         self._lock = threading.RLock()
         # Our own BM25, which an upload extends instead of rebuilding. A store whose engine ranks by
         # keyword (Milvus' BM25) answers the lexical side; ours still gives `rare_terms` its counts.
         self._keywords = KeywordIndex()
         self._keywords.add(chunk_keys(data.chunks).tolist(), [embedding_text(c) for c in data.chunks])
-        self._body_keywords = KeywordIndex()
-        if body_keywords:
-            self._body_keywords.add(chunk_keys(data.chunks).tolist(), [c.text for c in data.chunks])
         # How many documents (not passages, whose text repeats their title) hold each word.
         self._doc_words = {d.doc_id: set(tokenize(d.body)) for d in data.documents.values()}
         self._doc_freq: Counter[str] = Counter(w for ws in self._doc_words.values() for w in ws)
@@ -93,7 +86,6 @@ class HybridRetriever:
         self.data = data
         search = data.vectors.keyword_search if data.vectors.keyword else self._keywords.search
         self._bm25 = KeywordsByRow(data, search, self._keywords.doc_freq)
-        self._body_bm25 = KeywordsByRow(data, self._body_keywords.search, self._body_keywords.doc_freq)
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -111,7 +103,7 @@ class HybridRetriever:
         is the best over all of them, the ranks reported on each hit are `query`'s.
         """
         with self._lock:
-            data, bm25, body_bm25 = self.data, self._bm25, self._body_bm25
+            data, bm25 = self.data, self._bm25
         rankings: list[list[int]] = []
         best_dense = -1.0
         dense_rank: dict[int, int] = {}
@@ -119,14 +111,13 @@ class HybridRetriever:
         for i, q in enumerate((query, *also)):
             dense = data.search(self.embedder.embed_query(q), self.candidates)
             lexical = bm25.search(q, self.candidates) if self.mode != "dense" else []
-            body = body_bm25.search(q, self.candidates) if self.mode != "dense" and self.body_keywords else []
             best_dense = max(best_dense, dense[0][1] if dense else -1.0)
             if self.mode == "lexical":
                 dense = []
             if i == 0:
                 dense_rank = {row: r for r, (row, _) in enumerate(dense, 1)}
                 lex_rank = {row: r for r, (row, _) in enumerate(lexical, 1)}
-            rankings += [[row for row, _ in ranking] for ranking in (dense, lexical, body) if ranking]
+            rankings += [[row for row, _ in ranking] for ranking in (dense, lexical) if ranking]
         fused = rrf(rankings, self.rrf_k)
 
         hits: list[Hit] = []
@@ -148,6 +139,11 @@ class HybridRetriever:
         with self._lock:
             return [w for w in dict.fromkeys(tokenize(query)) if 0 < self._doc_freq.get(w, 0) <= max_df]
 
+    def document_frequency(self, word: str) -> int:
+        """How many documents hold `word` (a token as `tokenize` makes it)."""
+        with self._lock:
+            return self._doc_freq.get(word, 0)
+
     def _count_words(self, doc_id: str, words: set[str] | None) -> None:
         """Replace `doc_id`'s words in the document counts (None removes the document)."""
         self._doc_freq.subtract(self._doc_words.pop(doc_id, set()))
@@ -166,8 +162,6 @@ class HybridRetriever:
             if len(chunks):
                 old.vectors.add(chunk_keys(chunks), vecs, chunks)
                 self._keywords.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
-                if self.body_keywords:
-                    self._body_keywords.add(chunk_keys(chunks).tolist(), [c.text for c in chunks])
             documents = {**old.documents, **{d.doc_id: d for d in docs}}
             for d in docs:
                 self._count_words(d.doc_id, set(tokenize(d.body)))
@@ -188,5 +182,4 @@ class HybridRetriever:
             gone = [chunk_key(c.chunk_id) for c in old.chunks if c.doc_id == doc_id]
             old.vectors.delete(gone)
             self._keywords.remove(gone)
-            self._body_keywords.remove(gone)
             return self.data

@@ -40,7 +40,6 @@ class Settings(BaseSettings):
     retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     top_k: int = Field(5, ge=1, le=50)  # passages given to the model
     candidates: int = Field(30, ge=1, le=500)  # per retriever, before fusion
-    body_keywords: bool = False  # a second BM25 ranking over the passage text alone (no title, headings)
     rrf_k: int = Field(60, ge=1)
     dedup_threshold: float = Field(0.85, ge=0.0, le=1.0)
     min_relevance: float = Field(0.2, ge=-1.0, le=1.0)  # best dense cosine below this: refuse...
@@ -71,12 +70,6 @@ class Settings(BaseSettings):
     rewrite_followups: bool = True
     follow_up_fusion: bool = True  # a follow-up also searches with its own words after the previous question
     refusal_min_p: float = Field(0.35, ge=0.0, le=1.0)  # refuse only when the model's p(refusal opening) >= this
-    evidence_sentences: int = Field(0, ge=0, le=200)  # 0: whole passages; N: only the N best sentences...
-    evidence_neighbours: int = Field(1, ge=0, le=10)  # ...with this many neighbours either side
-    # Passages in retrieval order, by their best sentence's closeness to the question (best first or last),
-    # or grouped by document in each document's own order.
-    passage_order: Literal["retrieval", "best_first", "best_last", "by_document"] = "retrieval"
-    question_first: bool = False  # ask the question before the passages as well as after them
     demonstrations: bool = True  # worked examples before the passages (kept in llama.cpp's prompt cache)
     answerability: bool = True  # the fitted answer/refuse decision (rag/answerability.json)
 

@@ -127,12 +127,15 @@ class Answer:
     sentences: list[SentenceCheck] = field(default_factory=list)
     tokens: int = 0
     signals: dict[str, float | None] = field(default_factory=dict)  # what the answer/refuse decision saw
+    partial: bool = False  # the passages' closest sentences quoted, not a checked answer (see rag.decision)
+    decision: dict[str, str] = field(default_factory=dict)  # {"outcome", "step", "reason"}: who decided, and why
 
     def to_dict(self) -> dict[str, Any]:
         """The public Answer JSON (the schema of `rag ask --json` and `POST /api/ask`)."""
         return {
             "answer": self.answer,
             "refused": self.refused,
+            "partial": self.partial,
             "citations": [c.to_dict() for c in self.citations],
             "retrieved": [
                 {"doc_id": h.chunk.doc_id, "chunk_id": h.chunk.chunk_id, "score": round(h.score, 6)}
@@ -140,6 +143,7 @@ class Answer:
             ],
             "timings": {k: round(v, 4) for k, v in asdict(self.timings).items()},
             "model": self.model,
+            "decision": self.decision,
         }
 
 

@@ -48,7 +48,6 @@ class ScriptedGenerator:
     messages of every call, so tests can assert what the model was shown."""
 
     supports_opening_floor = False
-    last_opening_p: float | None = None
 
     def __init__(self, replies: list[str] | None = None, default: str = "I can't find that in the documents.") -> None:
         self.name = "scripted"
@@ -138,7 +137,6 @@ class PacedGenerator:
     """
 
     supports_opening_floor = False
-    last_opening_p: float | None = None
 
     def __init__(self, per_piece_s: float = 0.1, pieces: int = 20) -> None:
         self.name = "paced"

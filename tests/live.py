@@ -56,7 +56,6 @@ class EchoGenerator:
 
     name = "echo-test"
     supports_opening_floor = False
-    last_opening_p: float | None = None
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay

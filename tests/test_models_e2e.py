@@ -86,8 +86,9 @@ def test_transformers_backend_applies_the_opening_floor(tiny_path):
 
     gen = TransformersGenerator(tiny_path)
     msgs = [{"role": "user", "content": "Reply with exactly this sentence: I can't find that in the documents."}]
-    free = gen.generate(msgs, max_tokens=12, opening_floor=OpeningFloor("I", 0.0))
-    p = gen.last_opening_p
+    floor = OpeningFloor("I", 0.0)
+    free = gen.generate(msgs, max_tokens=12, opening_floor=floor)
+    p = floor.seen_p
     assert p is not None and 0.0 < p <= 1.0 and free.startswith("I")
     banned = gen.generate(msgs, max_tokens=12, opening_floor=OpeningFloor("I", 1.0))
     assert not banned.startswith("I ") and banned != free
@@ -148,8 +149,9 @@ def test_opening_floor_bans_a_weak_opening_and_reports_its_probability(tiny):
     from rag.generation import OpeningFloor
 
     msgs = [{"role": "user", "content": "Reply with exactly this sentence: I can't find that in the documents."}]
-    free = tiny.generate(msgs, max_tokens=12, opening_floor=OpeningFloor("I", 0.0))
-    p = tiny.last_opening_p
+    floor = OpeningFloor("I", 0.0)
+    free = tiny.generate(msgs, max_tokens=12, opening_floor=floor)
+    p = floor.seen_p
     assert p is not None and 0.0 <= p <= 1.0
     assert free.startswith("I")  # unconstrained, the model opens with the sentence it was asked for
     banned = tiny.generate(msgs, max_tokens=12, opening_floor=OpeningFloor("I", 1.0))

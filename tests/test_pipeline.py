@@ -1,5 +1,4 @@
 from rag.prompts import REFUSAL
-from rag.types import Hit
 
 
 def test_answer_cites_the_passage_it_rests_on(make_pipeline):
@@ -27,9 +26,11 @@ def test_refusal_floor_is_ignored_by_generators_without_token_probabilities(make
 
 def test_the_gate_lets_through_a_question_whose_rare_word_is_in_the_corpus(make_pipeline):
     pipe, gen = make_pipeline(["Cohere will explore data centres in Canada [1]."], min_relevance=0.99)
-    pipe.rare_term_max_df = 0
-    assert pipe.ask("What is Cohere exploring?").refused and not gen.prompts  # no dense score passes
-    pipe.rare_term_max_df = 3
+    pipe.options = pipe.options.but(rare_term_max_df=0)
+    gated = pipe.ask("What is Cohere exploring?")
+    assert gated.refused and not gen.prompts  # no dense score passes
+    assert gated.decision["step"] == "retrieval_gate"
+    pipe.options = pipe.options.but(rare_term_max_df=3)
     ans = pipe.ask("What is Cohere exploring?")
     assert gen.prompts and not ans.refused
 
@@ -56,14 +57,6 @@ def test_warm_reads_the_same_fixed_prefix_as_an_answer(make_pipeline):
     pipe.ask("Which sectors could OpenAI work with?")
     warm, answer = gen.prompts
     assert len(warm) == len(answer) and warm[:-1] == answer[:-1]  # system prompt and examples
-
-
-def test_question_first_asks_before_and_after_the_passages(make_pipeline):
-    pipe, gen = make_pipeline(["OpenAI may provide technology to education and defence [1]."], question_first=True)
-    pipe.ask("Which sectors could OpenAI work with?")
-    user = gen.prompts[0][-1]["content"]
-    assert user.startswith("Question: Which sectors") and user.count("Which sectors") == 2
-    assert user.index("<passage") > user.index("Question:")
 
 
 def test_the_rewrite_prompt_shows_worked_examples_then_the_conversation(make_pipeline):
@@ -113,19 +106,21 @@ def test_a_rewrite_that_drops_the_party_the_follow_up_names_is_not_used(make_pip
     assert ans.standalone_question == "And who signed the Cohere one?"
 
 
-def test_a_what_is_question_the_model_fails_is_answered_with_a_sentence_naming_the_term(make_pipeline):
-    # The model misreads ("a bank in Paris" is in no passage); the check drops it, and the refusal would follow.
+def test_a_draft_the_check_empties_shows_the_passages_on_the_subject_as_a_partial_answer(make_pipeline):
+    # The model misreads ("a bank in Paris" is in no passage); the check drops it. Cohere's passage is
+    # about the question's subject, so it is quoted, marked partial, instead of a false refusal.
     pipe, _ = make_pipeline(["Cohere is a bank in Paris [2]."])
     ans = pipe.ask("What is Cohere?")
-    assert not ans.refused
-    assert ans.answer == "The documents say: “Cohere will explore data centres in Canada and the United Kingdom.” [1]"
+    assert not ans.refused and ans.partial
+    assert ans.answer.startswith("I couldn't write a checked answer; the closest passages say: “Cohere will explore")
     assert ans.citations[0].doc_id == "cohere-mou"
+    assert ans.decision["step"] == "evidence_excerpt" and "supported" in ans.decision["reason"]
 
 
-def test_only_a_what_is_question_is_answered_from_a_sentence_naming_the_term(make_pipeline):
-    pipe, _ = make_pipeline(["Cohere is a bank in Paris [2].", "Cohere is a bank in Paris [2]."])
-    assert pipe.ask("Where does Cohere have banks?").refused  # another question shape: refused as before
-    assert pipe.ask("What is Zebedee?").refused  # no passage sentence names the term
+def test_a_question_whose_subject_no_passage_names_is_refused(make_pipeline):
+    pipe, _ = make_pipeline(["Cohere is a bank in Paris [2]."], min_relevance=-1.0)  # past the retrieval gate
+    ans = pipe.ask("What is Zebedee?")
+    assert ans.refused and not ans.partial and ans.decision["step"] == "off_topic"
 
 
 def test_a_follow_up_also_searches_with_its_own_words_after_the_previous_question(make_pipeline):
@@ -143,13 +138,3 @@ def test_a_follow_up_also_searches_with_its_own_words_after_the_previous_questio
     assert calls[1][1] == ()
     pipe, _ = make_pipeline([REFUSAL])
     assert pipe.follow_up_query("Is it binding?", []) == ()
-
-
-def test_passages_can_be_shown_grouped_by_document_in_the_documents_order(make_pipeline):
-    pipe, _ = make_pipeline(passage_order="by_document")
-    chunks = {c.chunk_id: c for c in pipe.retriever.chunks}
-    hits = [Hit(chunks[c], 1.0) for c in ("openai-deal#0002", "cohere-mou#0000", "openai-deal#0000")]
-    shown = [h.chunk.chunk_id for h in pipe.evidence("Who?", hits)]
-    assert shown == ["openai-deal#0000", "openai-deal#0002", "cohere-mou#0000"]
-    pipe.passage_order = "retrieval"
-    assert [h.chunk.chunk_id for h in pipe.evidence("Who?", hits)] == [h.chunk.chunk_id for h in hits]

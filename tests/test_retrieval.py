@@ -49,39 +49,6 @@ def test_rare_terms_count_documents_and_follow_uploads(index_data, embedder):
     assert r.rare_terms("Cohere", 1) == ["cohere"]
 
 
-def _humphrey_corpus():
-    """A tools page whose title names "Humphrey" in every passage, and a press release that says
-    what Humphrey is in one long passage."""
-    tools = Document(
-        doc_id="tools",
-        title="Government AI tools (the Humphrey suite)",
-        body="".join(f"## {name}\n\n{name} is a tool in testing.\n\n" for name in ("Scout", "Caddy", "Minute")),
-    )
-    release = Document(
-        doc_id="release",
-        title="Press release",
-        body=(
-            "The department announced new partnerships with several companies this week, covering "
-            "skills, security research, public services and the use of data across government, with "
-            "further details to follow. ChatGPT already underpins Humphrey, Whitehall's AI assistant "
-            "that aims to speed up the civil service."
-        ),
-    )
-    return [tools, release]
-
-
-def test_a_word_every_passage_inherits_from_its_title_does_not_drown_the_passage_that_says_it(index_data, embedder):
-    found = {}
-    for body_keywords in (False, True):
-        r = HybridRetriever(index_data, embedder, candidates=10, mode="lexical", body_keywords=body_keywords)
-        docs = _humphrey_corpus()
-        r.add_documents(docs, [c for d in docs for c in chunk_document(d, 300, 40)])
-        found[body_keywords] = r.retrieve("What is Humphrey?", k=3).hits[0].chunk.doc_id
-        r.remove_document("release")  # removal reaches the body ranking too
-        assert all(h.chunk.doc_id != "release" for h in r.retrieve("What is Humphrey?", k=5).hits)
-    assert found == {False: "tools", True: "release"}
-
-
 def test_a_second_query_joins_the_fusion_and_the_ranks_stay_the_first_querys(index_data, embedder):
     r = HybridRetriever(index_data, embedder, candidates=10)
     alone = r.retrieve("Cohere data centres Canada", k=2)

@@ -22,16 +22,17 @@ def test_constructors_take_their_defaults_from_settings():
 
     from rag.chunking import chunk_corpus, chunk_document
     from rag.citations import CitationChecker
-    from rag.pipeline import RagPipeline
+    from rag.pipeline import PipelineOptions
 
     s = Settings()
     assert CitationChecker(None).threshold == s.support_threshold == 0.5
     for fn in (chunk_document, chunk_corpus):
         params = inspect.signature(fn).parameters
         assert (params["size"].default, params["overlap"].default) == (s.chunk_size, s.chunk_overlap) == (500, 100)
-    params = inspect.signature(RagPipeline.__init__).parameters
-    for name in ("top_k", "min_relevance", "refusal_min_p", "focus_query", "demonstrations", "evidence_sentences"):
-        assert params[name].default == getattr(s, name), name
+    options = PipelineOptions()
+    for name in ("top_k", "min_relevance", "refusal_min_p", "focus_query", "demonstrations", "follow_up_fusion"):
+        assert getattr(options, name) == getattr(s, name), name
+    assert PipelineOptions.from_settings(s).decision.key_passage == s.key_passage
     assert s.refusal_min_p == 0.35
 
 

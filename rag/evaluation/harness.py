@@ -213,8 +213,6 @@ def replay_eval(
             raise BadInputError(f"{from_dir}: item {item.id} cites passages the index lacks ({missing[0]}); rebuild it")
         hits = [Hit(chunks[h["chunk_id"]], h["score"]) for h in old["retrieved"]]
         if rec.get("raw_answer"):
-            hits = pipeline.evidence(rec["standalone_question"], hits)  # what the model was shown
-        if rec.get("raw_answer"):
             signals = rec.get("signals", {})
             answer = pipeline.finish(item.question, rec["standalone_question"], hits, rec["raw_answer"], signals)
         else:  # refused before generation

@@ -109,7 +109,10 @@ def _worst_section(records: Sequence[Mapping[str, Any]]) -> str:
         elif r.get("query") and r["query"] != r["question"]:
             lines.append(f"- **Searched for:** {_short(r['query'])}")
         if answer:
-            lines.append(f"- **Answer{' (refused)' if answer['refused'] else ''}:** {_short(answer['answer'])}")
+            how = " (refused)" if answer["refused"] else " (passages quoted)" if answer.get("partial") else ""
+            lines.append(f"- **Answer{how}:** {_short(answer['answer'])}")
+            if answer.get("decision"):
+                lines.append(f"- **Decided by:** {answer['decision']['step']}: {answer['decision']['reason']}")
             if r.get("raw_answer") and r["raw_answer"] != answer["answer"]:
                 lines.append(f"- **Model wrote:** {_short(r['raw_answer'])}")
         lines.append(f"- **Retrieved:** {', '.join(h['doc_id'] for h in retrieved) or 'nothing'}")

@@ -43,6 +43,8 @@ SUMMARY_KEYS = (
     "refusal_precision",
     "refusal_recall",
     "false_refusal_rate",
+    "partial_rate",
+    "partial_unanswerable",
     "ttft_p50_s",
     "ttft_p95_s",
     "total_p50_s",
@@ -178,6 +180,8 @@ def score_answer(item: QAItem, answer: Answer, quotes: list[list[m.Span]]) -> di
         citation_precision_gold=m.citation_precision(gold_cl) if gold_cl else None,
         citation_recall_gold=m.citation_recall(gold_cl) if gold_cl else None,
         refused=answer.refused,
+        partial=answer.partial,
+        decided_by=answer.decision.get("step"),
         answerable=item.answerable,
         retrieve_s=t.retrieve_s,
         ttft_s=t.ttft_s if generated else None,
@@ -210,6 +214,13 @@ def summarise(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["refusal_precision"] = m.refusal_precision(refused, answerable)
     out["refusal_recall"] = m.refusal_recall(refused, answerable)
     out["false_refusal_rate"] = m.false_refusal_rate(refused, answerable)
+    # Passages quoted instead of a checked answer: a share of all answers, and of the unanswerable
+    # items (where a partial answer is a wrong one: it counts against refusal recall as well).
+    out["partial_rate"] = m.mean([1.0 if s.get("partial") else 0.0 for s in judged]) if judged else None
+    unanswerable = [s for s in judged if not s["answerable"]]
+    out["partial_unanswerable"] = (
+        m.mean([1.0 if s.get("partial") else 0.0 for s in unanswerable]) if unanswerable else None
+    )
     for name, key in (("ttft", "ttft_s"), ("total", "total_s"), ("retrieve", "retrieve_s")):
         values = [s[key] for s in scores if s.get(key) is not None]
         out[f"{name}_p50_s"] = m.percentile(values, 50)

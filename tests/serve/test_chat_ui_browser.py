@@ -203,7 +203,6 @@ class BrokenGenerator:
 
     name = "broken"
     supports_opening_floor = False
-    last_opening_p: float | None = None
 
     def generate(self, messages, max_tokens=300, temperature=0.0):
         return "".join(self.stream(messages, max_tokens, temperature))

@@ -1,0 +1,221 @@
+"""After the model has spoken: one ordered list of steps that turns the checked draft into what
+the reader is shown, the answer, the closest passages quoted, or the refusal, and says why.
+
+Every step has one signature: it takes the `Draft` (the question, the passages the model saw,
+its checked reply, the passage sentences ranked against the question, and the signals) and
+returns a `Verdict` or None ("not mine to decide"). The first verdict wins and is kept in
+`Answer.decision` as the step's name and its reason. A refusal says "the documents don't hold
+this", so it is kept for evidence that is off the question's subject: when the passages hold
+sentences on it but the draft cannot be shown, those sentences are quoted instead (`partial`).
+This module neither retrieves nor generates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Literal
+
+from rag.answer_type import answers_the_question, expected_types
+from rag.answerability import AnswerabilityModel, Quote, key_excerpt
+from rag.lexical import tokenize
+from rag.prompts import REFUSAL
+from rag.text import strip_markers
+from rag.types import CheckedAnswer, Citation, Hit
+
+Outcome = Literal["answer", "partial", "refused"]
+EVIDENCE_OPENING = "I couldn't write a checked answer; the closest passages say:"
+
+
+@dataclass
+class Draft:
+    """What a step decides on.
+
+    Attributes:
+        question: the standalone question the passages were found for.
+        hits: the passages the model was shown, in prompt order.
+        raw: the model's reply as generated.
+        checked: the citation check's verdict on `raw` (supported sentences kept).
+        ranked: the passages' sentences, closest to the question first.
+        signals: the answer's signals (`p_answerable` is added by the answer step).
+        fits: whether the checked text states the kind of thing asked (`answers_the_question`;
+            None when there is nothing to check or the check refused the draft).
+        coverage: for each of `ranked`, the share of the question's subject its passage names.
+    """
+
+    question: str
+    hits: list[Hit]
+    raw: str
+    checked: CheckedAnswer
+    ranked: list[Quote]
+    signals: dict[str, float | None]
+    fits: bool | None = None
+    coverage: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What was decided, by which step, and why (in words a reader of `--json` can follow)."""
+
+    outcome: Outcome
+    step: str
+    reason: str
+    checked: CheckedAnswer
+
+    def to_dict(self) -> dict[str, str]:
+        return {"outcome": self.outcome, "step": self.step, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class DecisionOptions:
+    """The knobs of what happens after generation, built from `Settings` by `from_settings`.
+
+    Attributes:
+        answerability: the fitted p(answerable); None answers every checked draft.
+        answer_type_check: a draft must state the kind of thing asked (a sum for "how much").
+        key_passage: end an answer with the cited passage's sentences closest to the question.
+        min_coverage: the share of the question's subject (its words, weighted by how rare they
+            are in the corpus) a passage must name for its sentences to be quoted as evidence.
+        evidence_sentences: at most this many sentences are quoted as evidence.
+    """
+
+    answerability: AnswerabilityModel | None = None
+    answer_type_check: bool = True
+    key_passage: bool = True
+    min_coverage: float = 0.75
+    evidence_sentences: int = 2
+
+
+Step = Callable[[Draft, DecisionOptions], Verdict | None]
+
+
+def checked_answer(draft: Draft, opts: DecisionOptions) -> Verdict | None:
+    """The model's checked reply, when the check kept a sentence, it states the kind of thing asked,
+    and the fitted decision finds it answerable; with the key passage appended."""
+    checked = draft.checked
+    if checked.refused:
+        return None
+    if opts.answer_type_check and draft.fits is False:
+        return None
+    if opts.answerability is not None:
+        p = opts.answerability.probability({k: v for k, v in draft.signals.items() if v is not None})
+        draft.signals["p_answerable"] = p
+        if p < opts.answerability.threshold:
+            return None
+    kept = sum(1 for s in checked.sentences if s.supported and s.cited)
+    reason = f"{kept} of {len(checked.sentences)} sentences supported by the passages they cite"
+    if opts.key_passage:
+        checked = with_key_passage(checked, draft)
+    return Verdict("answer", "checked_answer", reason, checked)
+
+
+def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
+    """The passages' sentences closest to the question, quoted with their citations, when the draft
+    could not be shown but the passages are about the question's subject: each quoted sentence's
+    passage names most of the subject (`min_coverage`) and the sentence states the kind asked."""
+    chosen = [
+        q
+        for q, cov in zip(draft.ranked, draft.coverage, strict=True)
+        if cov >= opts.min_coverage and answers_the_question(draft.question, q.text(draft.hits)) is not False
+    ][: opts.evidence_sentences]
+    if not chosen:
+        return None
+    return Verdict("partial", "evidence_excerpt", why_not_answered(draft, opts), quoted(draft, chosen))
+
+
+def off_topic(draft: Draft, opts: DecisionOptions) -> Verdict:
+    """The refusal: no passage is about the question's subject."""
+    reason = f"no passage names enough of the question's subject ({why_not_answered(draft, opts)})"
+    return Verdict("refused", "off_topic", reason, CheckedAnswer(REFUSAL, True, [], draft.checked.sentences))
+
+
+STEPS: tuple[Step, ...] = (checked_answer, evidence_excerpt, off_topic)
+
+
+def decide(draft: Draft, opts: DecisionOptions, steps: Sequence[Step] = STEPS) -> Verdict:
+    """The first verdict of `steps` on `draft` (the last step must always decide)."""
+    for step in steps:
+        verdict = step(draft, opts)
+        if verdict is not None:
+            return verdict
+    raise AssertionError("the last decision step must always decide")
+
+
+def why_not_answered(draft: Draft, opts: DecisionOptions) -> str:
+    """Why the model's own reply is not shown, in a few words."""
+    if draft.checked.refused and draft.raw.strip().lower().startswith(REFUSAL[:12].lower()):
+        return "the model said the documents do not hold it"
+    if draft.checked.refused:
+        return "no sentence of the draft is supported by a passage it cites"
+    if opts.answer_type_check and draft.fits is False:
+        kinds = " or ".join(sorted(expected_types(draft.question)))
+        return f"the draft does not state the {kinds} asked for"
+    p = draft.signals.get("p_answerable")
+    threshold = opts.answerability.threshold if opts.answerability else 0.0
+    return f"the fitted decision doubts the draft (p(answerable) {p:.2f} < {threshold:.2f})" if p is not None else ""
+
+
+def subject_coverage(question: str, texts: Sequence[str], weight: Callable[[str], float]) -> list[float]:
+    """For each text, the share of the question's words (weighted, e.g. by rarity) it contains.
+
+    `subject_coverage("OpenAI staff in London", ["OpenAI has 100 staff", "In London"], lambda w: 1.0)`
+    -> `[0.667, 0.333]` (to three places).
+    """
+    words = list(dict.fromkeys(tokenize(question)))
+    total = sum(weight(w) for w in words)
+    if not words or total <= 0:
+        return [0.0 for _ in texts]
+    out = []
+    for text in texts:
+        have = set(tokenize(text))
+        out.append(sum(weight(w) for w in words if w in have) / total)
+    return out
+
+
+def quoted(draft: Draft, chosen: list[Quote]) -> CheckedAnswer:
+    """`EVIDENCE_OPENING` then each sentence quoted with its passage's citation, in ranked order."""
+    citations: list[Citation] = []
+    parts = []
+    for q in chosen:
+        citation = quote_citation(draft.hits, q, len(citations) + 1)
+        citations.append(citation)
+        parts.append(f"“{citation.quote}” [{citation.n}]")
+    return CheckedAnswer(f"{EVIDENCE_OPENING} {' '.join(parts)}", False, citations, draft.checked.sentences)
+
+
+def with_key_passage(checked: CheckedAnswer, draft: Draft) -> CheckedAnswer:
+    """`checked` followed by the key passage: the sentences of a passage the answer cites that are
+    closest to the question and not already said, `… [1]\\n\\nKey passage: “…” [1] “…” [1]`."""
+    hits = draft.hits
+    cited_ids = {c.chunk_id for c in checked.citations}
+    cited = {i for i, h in enumerate(hits) if h.chunk.chunk_id in cited_ids}
+    key = key_excerpt(
+        draft.ranked, hits, cited, strip_markers(checked.text), partial(answers_the_question, draft.question)
+    )
+    if not key:
+        return checked
+    j = key[0].hit
+    n = next(c.n for c in checked.citations if c.chunk_id == hits[j].chunk.chunk_id)
+    quotes = " ".join(f"“{' '.join(q.text(hits).split())}” [{n}]" for q in key)
+    return CheckedAnswer(
+        f"{checked.text}\n\nKey passage: {quotes}", checked.refused, checked.citations, checked.sentences
+    )
+
+
+def quote_citation(hits: list[Hit], q: Quote, n: int) -> Citation:
+    """Citation `n` of the sentence `q`, quoted as the passage has it, with its span in the document."""
+    chunk = hits[q.hit].chunk
+    return Citation(
+        n=n,
+        doc_id=chunk.doc_id,
+        title=chunk.title,
+        url=chunk.source_url,
+        quote=chunk.text[q.start : q.end].strip(),
+        start=chunk.start + q.start,
+        end=chunk.start + q.end,
+        chunk_id=chunk.chunk_id,
+        publisher=chunk.publisher,
+        date=chunk.date,
+        heading_path=list(chunk.heading_path),
+    )

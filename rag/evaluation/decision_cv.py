@@ -1,0 +1,102 @@
+"""Judge a knob of the decision after generation on items it was not chosen on: replay a full run's
+recorded drafts through `RagPipeline.finish` once per candidate value, then choose the value on
+four fifths of the items and score it on the fifth, over repeated random splits.
+
+`python -m rag.evaluation.decision_cv RUN --knob min_coverage --values 0.5 0.6 0.7` prints the
+in-sample figures of each value and the held-out figures of choosing among them. No model runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.evaluation.qaset import load_qaset
+from rag.evaluation.records import read_records
+from rag.evaluation.scoring import quote_spans, score_answer
+from rag.pipeline import RagPipeline
+from rag.types import Hit
+
+
+def replayed_scores(
+    pipeline: RagPipeline, run_dir: Path, questions: Path, corpus: Path, knob: str, value: Any
+) -> dict[str, dict]:
+    """Each generated item's scores with `knob` set to `value` (items refused before generation left out)."""
+    items = {it.id: it for it in load_qaset(questions, corpus)}
+    chunks = {c.chunk_id: c for c in pipeline.retriever.chunks}
+    bodies = {d: doc.body for d, doc in pipeline.retriever.documents.items()}
+    saved = pipeline.options
+    pipeline.options = saved.but(**{knob: value})
+    out = {}
+    try:
+        for rec in read_records(run_dir / "results.jsonl"):
+            if not rec.get("raw_answer") or rec["id"] not in items:
+                continue
+            item = items[rec["id"]]
+            hits = [Hit(chunks[h["chunk_id"]], h["score"]) for h in rec["answer"]["retrieved"]]
+            answer = pipeline.finish(item.question, rec["standalone_question"], hits, rec["raw_answer"], rec["signals"])
+            out[item.id] = score_answer(item, answer, quote_spans(item, bodies))
+    finally:
+        pipeline.options = saved
+    return out
+
+
+def figures(scores: list[dict]) -> dict[str, float]:
+    """False refusals, refusal recall and key facts of some items' scores."""
+    ans = [s for s in scores if s["answerable"]]
+    una = [s for s in scores if not s["answerable"]]
+    fr = sum(bool(s["refused"]) for s in ans) / max(len(ans), 1)
+    rr = sum(bool(s["refused"]) for s in una) / max(len(una), 1)
+    kf = statistics.mean(float(s["key_fact_accuracy"] or 0) for s in ans) if ans else 0.0
+    return {"fr": fr, "rr": rr, "kf": kf, "sep": rr - fr}
+
+
+def cross_validate(by_value: dict[Any, dict[str, dict]], folds: int = 5, repeats: int = 20) -> dict[str, float]:
+    """Held-out figures of choosing the value with the best separation (refusal recall minus false
+    refusals; ties to the smaller false refusals) on the other folds."""
+    ids = sorted(next(iter(by_value.values())))
+    held: dict[str, list[float]] = {"fr": [], "rr": [], "kf": [], "sep": []}
+    for seed in range(repeats):
+        order = np.random.default_rng(seed).permutation(len(ids))
+        for fold in np.array_split(order, folds):
+            test = {ids[i] for i in fold}
+            train = [i for i in ids if i not in test]
+
+            def fit_score(v: Any, train: list[str] = train) -> tuple[float, float]:
+                f = figures([by_value[v][i] for i in train])
+                return (f["sep"], -f["fr"])
+
+            best = max(by_value, key=fit_score)
+            f = figures([by_value[best][i] for i in test])
+            for k in held:
+                held[k].append(f[k])
+    return {k: float(np.mean(v)) for k, v in held.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--knob", default="min_coverage")
+    ap.add_argument("--values", nargs="+", type=float, required=True)
+    ap.add_argument("--questions", type=Path, default=Path("evals/qa.jsonl"))
+    args = ap.parse_args()
+    from rag.generation import NoGenerator
+    from rag.settings import Settings
+
+    settings = Settings()
+    pipeline = RagPipeline.from_settings(settings, generator=NoGenerator())
+    by_value = {
+        v: replayed_scores(pipeline, args.run, args.questions, settings.corpus_dir, args.knob, v) for v in args.values
+    }
+    for v, scores in by_value.items():
+        print(json.dumps({"value": v, **{k: round(x, 3) for k, x in figures(list(scores.values())).items()}}))
+    print(json.dumps({"held_out": {k: round(x, 3) for k, x in cross_validate(by_value).items()}}))
+
+
+if __name__ == "__main__":
+    main()

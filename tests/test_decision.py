@@ -1,0 +1,90 @@
+"""Each step of the decision after generation, on drafts built by hand: the checked answer, the
+passages quoted when the draft cannot be shown, and the refusal when no passage is on the subject."""
+
+from __future__ import annotations
+
+from rag.answer_type import answers_the_question
+from rag.answerability import AnswerabilityModel
+from rag.citations import CitationChecker
+from rag.decision import (
+    EVIDENCE_OPENING,
+    STEPS,
+    DecisionOptions,
+    Draft,
+    checked_answer,
+    decide,
+    evidence_excerpt,
+    off_topic,
+    subject_coverage,
+)
+from rag.evidence import ranked_sentences
+from rag.prompts import REFUSAL
+from rag.types import Chunk, Hit
+from tests.fakes import HashEmbedder
+
+HARBOUR = "The harbour board approved the breakwater. The breakwater costs £40 million. It opens in 2026."
+FISH = "Fish quotas were set for the coming season."
+
+
+def hits() -> list[Hit]:
+    return [
+        Hit(Chunk("harbour#0", "harbour", HARBOUR, 0, len(HARBOUR), title="Harbour plan"), 1.0),
+        Hit(Chunk("fish#0", "fish", FISH, 0, len(FISH), title="Fisheries"), 0.5),
+    ]
+
+
+def draft(question: str, raw: str, **signals: float) -> Draft:
+    hs = hits()
+    embedder = HashEmbedder()
+    checked = CitationChecker(embedder).check(raw, hs, question)
+    ranked = ranked_sentences(question, hs, embedder)
+    texts = [f"{h.chunk.title} {h.chunk.text}" for h in hs]
+    per_passage = subject_coverage(question, texts, lambda w: 1.0)
+    fits = answers_the_question(question, checked.text) if not checked.refused else None
+    return Draft(question, hs, raw, checked, ranked, dict(signals), fits, [per_passage[q.hit] for q in ranked])
+
+
+def test_a_supported_draft_of_the_asked_kind_is_the_answer():
+    d = draft("How much does the breakwater cost?", "The breakwater costs £40 million [1].")
+    verdict = checked_answer(d, DecisionOptions(key_passage=False))
+    assert verdict is not None and verdict.outcome == "answer" and verdict.step == "checked_answer"
+    assert verdict.checked.text == "The breakwater costs £40 million [1]." and "1 of 1" in verdict.reason
+
+
+def test_the_answer_step_passes_on_a_draft_of_the_wrong_kind_or_a_doubted_one():
+    wrong_kind = draft("How much does the breakwater cost?", "The harbour board approved the breakwater [1].")
+    assert checked_answer(wrong_kind, DecisionOptions()) is None
+    doubted = draft("How much does the breakwater cost?", "The breakwater costs £40 million [1].")
+    never = AnswerabilityModel(weights={}, bias=-5.0, mean={}, scale={}, threshold=0.5)
+    assert checked_answer(doubted, DecisionOptions(answerability=never)) is None
+    assert doubted.signals["p_answerable"] < 0.5
+
+
+def test_a_refused_draft_on_the_subject_shows_the_closest_sentences_of_the_asked_kind():
+    d = draft("How much does the breakwater cost?", REFUSAL)
+    verdict = evidence_excerpt(d, DecisionOptions(min_coverage=0.6))
+    assert verdict is not None and verdict.outcome == "partial" and verdict.step == "evidence_excerpt"
+    assert verdict.checked.text.startswith(EVIDENCE_OPENING)
+    assert "“The breakwater costs £40 million.” [1]" in verdict.checked.text
+    assert all("approved" not in c.quote for c in verdict.checked.citations)  # no sum in it: not quoted
+    assert verdict.checked.citations[0].doc_id == "harbour" and not verdict.checked.refused
+    assert "the model said the documents do not hold it" in verdict.reason
+
+
+def test_no_evidence_when_no_passage_names_the_subject():
+    d = draft("How much does the lighthouse in Zennor cost?", REFUSAL)
+    assert evidence_excerpt(d, DecisionOptions(min_coverage=0.6)) is None
+    verdict = decide(d, DecisionOptions(min_coverage=0.6))
+    assert verdict.outcome == "refused" and verdict.step == "off_topic" and verdict.checked.text == REFUSAL
+
+
+def test_the_last_step_always_decides_and_the_steps_run_in_order():
+    assert STEPS[-1] is off_topic
+    d = draft("How much does the breakwater cost?", "The breakwater costs £40 million [1].")
+    assert decide(d, DecisionOptions(key_passage=False)).step == "checked_answer"
+
+
+def test_coverage_weights_the_rare_words():
+    weights = {"breakwater": 5.0}
+    cov = subject_coverage("breakwater cost", ["the breakwater", "the cost"], lambda w: weights.get(w, 1.0))
+    assert cov[0] > 0.8 > 0.2 > cov[1]
