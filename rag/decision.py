@@ -76,7 +76,10 @@ class DecisionOptions:
         answer_type_check: a draft must state the kind of thing asked (a sum for "how much").
         key_passage: end an answer with the cited passage's sentences closest to the question.
         min_coverage: the share of the question's subject (its words, weighted by how rare they
-            are in the corpus) a passage must name for its sentences to be quoted as evidence.
+            are in the corpus) a passage must name for its sentences to be quoted as evidence when
+            the fitted decision doubts the question. On dev retrieval (167 items, no model), a
+            passage of the asked kind reaches 0.75 for 13.6% of answerable and 4.1% of unanswerable
+            questions; 0.5 for 43% and 25%: lower quotes too many of the unanswerable.
         evidence_sentences: at most this many sentences are quoted as evidence.
     """
 
@@ -98,11 +101,9 @@ def checked_answer(draft: Draft, opts: DecisionOptions) -> Verdict | None:
         return None
     if opts.answer_type_check and draft.fits is False:
         return None
-    if opts.answerability is not None:
-        p = opts.answerability.probability({k: v for k, v in draft.signals.items() if v is not None})
-        draft.signals["p_answerable"] = p
-        if p < opts.answerability.threshold:
-            return None
+    p = p_answerable(draft, opts)
+    if p is not None and opts.answerability is not None and p < opts.answerability.threshold:
+        return None
     kept = sum(1 for s in checked.sentences if s.supported and s.cited)
     reason = f"{kept} of {len(checked.sentences)} sentences supported by the passages they cite"
     if opts.key_passage:
@@ -112,16 +113,30 @@ def checked_answer(draft: Draft, opts: DecisionOptions) -> Verdict | None:
 
 def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     """The passages' sentences closest to the question, quoted with their citations, when the draft
-    could not be shown but the passages are about the question's subject: each quoted sentence's
-    passage names most of the subject (`min_coverage`) and the sentence states the kind asked."""
+    could not be shown but the passages are on the question's subject: the fitted decision finds
+    the question answerable, or a sentence's passage names most of the subject (`min_coverage`).
+    Only sentences that state the kind of thing asked are quoted."""
+    p = p_answerable(draft, opts)
+    answerable = p is not None and opts.answerability is not None and p >= opts.answerability.threshold
     chosen = [
         q
         for q, cov in zip(draft.ranked, draft.coverage, strict=True)
-        if cov >= opts.min_coverage and answers_the_question(draft.question, q.text(draft.hits)) is not False
+        if (answerable or cov >= opts.min_coverage)
+        and answers_the_question(draft.question, q.text(draft.hits)) is not False
     ][: opts.evidence_sentences]
     if not chosen:
         return None
     return Verdict("partial", "evidence_excerpt", why_not_answered(draft, opts), quoted(draft, chosen))
+
+
+def p_answerable(draft: Draft, opts: DecisionOptions) -> float | None:
+    """The fitted p(answerable) of the draft's signals (kept in `signals`), or None without a model."""
+    if opts.answerability is None:
+        return None
+    if draft.signals.get("p_answerable") is None:
+        features = {k: v for k, v in draft.signals.items() if v is not None}
+        draft.signals["p_answerable"] = opts.answerability.probability(features)
+    return draft.signals["p_answerable"]
 
 
 def off_topic(draft: Draft, opts: DecisionOptions) -> Verdict:

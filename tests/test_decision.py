@@ -88,3 +88,11 @@ def test_coverage_weights_the_rare_words():
     weights = {"breakwater": 5.0}
     cov = subject_coverage("breakwater cost", ["the breakwater", "the cost"], lambda w: weights.get(w, 1.0))
     assert cov[0] > 0.8 > 0.2 > cov[1]
+
+
+def test_when_the_fitted_decision_finds_it_answerable_the_closest_sentences_are_quoted_whatever_the_coverage():
+    d = draft("How much will the seawall cost?", REFUSAL)  # "seawall": no passage names it
+    always = AnswerabilityModel(weights={}, bias=5.0, mean={}, scale={}, threshold=0.5)
+    assert evidence_excerpt(d, DecisionOptions(min_coverage=0.99)) is None
+    verdict = evidence_excerpt(d, DecisionOptions(min_coverage=0.99, answerability=always))
+    assert verdict is not None and verdict.outcome == "partial" and "£40 million" in verdict.checked.text
