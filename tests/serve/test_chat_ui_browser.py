@@ -253,16 +253,23 @@ def test_errors_are_friendly_and_the_keyboard_opens_sources(make_pipeline, setti
         expect(page.locator("#rag-chat .rag-searched")).to_have_count(0)  # no history: nothing rewritten
 
 
+@contextlib.contextmanager
+def keyed_page(make_pipeline, settings, browser, **keys):
+    """The whole app served with these key settings, and a page that has opened "/"."""
+    pipe, _ = make_pipeline()
+    pipe.generator = EchoGenerator()
+    s = settings.model_copy(update=keys)
+    with serve(build_app(pipe, s, DocumentLibrary(pipe.retriever, s))) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        yield url, page
+
+
 def test_documents_tab_changes_need_an_admin_sign_in(make_pipeline, settings, browser, tmp_path):
     from playwright.sync_api import expect
     from pydantic import SecretStr
 
-    pipe, _ = make_pipeline()
-    pipe.generator = EchoGenerator()
-    s = settings.model_copy(update={"admin_keys": SecretStr("sk-admin")})
-    with serve(build_app(pipe, s, DocumentLibrary(pipe.retriever, s))) as url:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(url)
+    with keyed_page(make_pipeline, settings, browser, admin_keys=SecretStr("sk-admin")) as (url, page):
         page.get_by_role("tab", name="Documents").click()
         table = page.locator("#rag-doc-table")
         expect(table).to_contain_text("3 documents in the index", timeout=20_000)  # reading stays open
@@ -290,12 +297,7 @@ def test_with_reader_keys_the_page_opens_after_signing_in(make_pipeline, setting
     from playwright.sync_api import expect
     from pydantic import SecretStr
 
-    pipe, _ = make_pipeline()
-    pipe.generator = EchoGenerator()
-    s = settings.model_copy(update={"api_keys": SecretStr("sk-reader")})
-    with serve(build_app(pipe, s, DocumentLibrary(pipe.retriever, s))) as url:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(url)
+    with keyed_page(make_pipeline, settings, browser, api_keys=SecretStr("sk-reader")) as (url, page):
         expect(page.get_by_role("heading", level=1)).to_contain_text("UK AI policy documents")
         assert "/login" in page.url and page.locator("#rag-chat").count() == 0  # no page before a key
         page.get_by_label("Key").fill("sk-reader")
