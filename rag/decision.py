@@ -12,7 +12,7 @@ This module neither retrieves nor generates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
@@ -22,7 +22,7 @@ from rag.answerability import AnswerabilityModel, Quote, key_excerpt
 from rag.lexical import tokenize
 from rag.prompts import REFUSAL
 from rag.text import strip_markers
-from rag.types import CheckedAnswer, Citation, Hit
+from rag.types import CheckedAnswer, Citation, Document, Hit
 
 Outcome = Literal["answer", "partial", "refused"]
 EVIDENCE_OPENING = "I couldn't write a checked answer; the closest passages say:"
@@ -42,6 +42,7 @@ class Draft:
         fits: whether the checked text states the kind of thing asked (`answers_the_question`;
             None when there is nothing to check or the check refused the draft).
         coverage: for each of `ranked`, the share of the question's subject its passage names.
+        documents: the indexed documents by id, to place a quoted sentence in its document.
     """
 
     question: str
@@ -52,6 +53,7 @@ class Draft:
     signals: dict[str, float | None]
     fits: bool | None = None
     coverage: list[float] = field(default_factory=list)
+    documents: Mapping[str, Document] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,15 +120,24 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     Only sentences that state the kind of thing asked are quoted."""
     p = p_answerable(draft, opts)
     answerable = p is not None and opts.answerability is not None and p >= opts.answerability.threshold
-    chosen = [
-        q
-        for q, cov in zip(draft.ranked, draft.coverage, strict=True)
-        if (answerable or cov >= opts.min_coverage)
-        and answers_the_question(draft.question, q.text(draft.hits)) is not False
-    ][: opts.evidence_sentences]
-    if not chosen:
+    subject = set(tokenize(draft.question))
+    citations: list[Citation] = []
+    for q, cov in zip(draft.ranked, draft.coverage, strict=True):
+        text = q.text(draft.hits)
+        if not (answerable or cov >= opts.min_coverage) or not subject & set(tokenize(text)):
+            continue  # off the subject: its passage names too little of it, or the sentence none
+        if answers_the_question(draft.question, text) is False:
+            continue
+        citation = quote_citation(draft, q, len(citations) + 1)
+        if citation is not None:
+            citations.append(citation)
+        if len(citations) == opts.evidence_sentences:
+            break
+    if not citations:
         return None
-    return Verdict("partial", "evidence_excerpt", why_not_answered(draft, opts), quoted(draft, chosen))
+    text = " ".join([EVIDENCE_OPENING, *(f"“{c.quote}” [{c.n}]" for c in citations)])
+    checked = CheckedAnswer(text, False, citations, draft.checked.sentences)
+    return Verdict("partial", "evidence_excerpt", why_not_answered(draft, opts), checked)
 
 
 def p_answerable(draft: Draft, opts: DecisionOptions) -> float | None:
@@ -188,17 +199,6 @@ def subject_coverage(question: str, texts: Sequence[str], weight: Callable[[str]
     return out
 
 
-def quoted(draft: Draft, chosen: list[Quote]) -> CheckedAnswer:
-    """`EVIDENCE_OPENING` then each sentence quoted with its passage's citation, in ranked order."""
-    citations: list[Citation] = []
-    parts = []
-    for q in chosen:
-        citation = quote_citation(draft.hits, q, len(citations) + 1)
-        citations.append(citation)
-        parts.append(f"“{citation.quote}” [{citation.n}]")
-    return CheckedAnswer(f"{EVIDENCE_OPENING} {' '.join(parts)}", False, citations, draft.checked.sentences)
-
-
 def with_key_passage(checked: CheckedAnswer, draft: Draft) -> CheckedAnswer:
     """`checked` followed by the key passage: the sentences of a passage the answer cites that are
     closest to the question and not already said, `… [1]\\n\\nKey passage: “…” [1] “…” [1]`."""
@@ -218,17 +218,24 @@ def with_key_passage(checked: CheckedAnswer, draft: Draft) -> CheckedAnswer:
     )
 
 
-def quote_citation(hits: list[Hit], q: Quote, n: int) -> Citation:
-    """Citation `n` of the sentence `q`, quoted as the passage has it, with its span in the document."""
-    chunk = hits[q.hit].chunk
+def quote_citation(draft: Draft, q: Quote, n: int) -> Citation | None:
+    """Citation `n` of the sentence `q`, with its span in its document's text, or None when the
+    sentence is not in the document word for word (a passage's text may carry more than its span)."""
+    chunk = draft.hits[q.hit].chunk
+    quote = chunk.text[q.start : q.end].strip()
+    body = draft.documents[chunk.doc_id].body if chunk.doc_id in draft.documents else ""
+    at = body.find(quote, max(chunk.start + q.start - 200, 0)) if quote else -1
+    at = at if at >= 0 or not quote else body.find(quote)
+    if at < 0:
+        return None
     return Citation(
         n=n,
         doc_id=chunk.doc_id,
         title=chunk.title,
         url=chunk.source_url,
-        quote=chunk.text[q.start : q.end].strip(),
-        start=chunk.start + q.start,
-        end=chunk.start + q.end,
+        quote=quote,
+        start=at,
+        end=at + len(quote),
         chunk_id=chunk.chunk_id,
         publisher=chunk.publisher,
         date=chunk.date,

@@ -351,7 +351,8 @@ class RagPipeline:
         # the check refused, passes (as the check itself does): note 0004.
         fits = answers_the_question(standalone, checked.text) if not checked.refused else None
         signals["type_match"] = 0.0 if fits is False else 1.0
-        draft = Draft(standalone, hits, raw, checked, ranked, signals, fits, self.coverage(standalone, hits, ranked))
+        coverage = self.coverage(standalone, hits, ranked)
+        draft = Draft(standalone, hits, raw, checked, ranked, signals, fits, coverage, self.retriever.documents)
         verdict = decide(draft, self.decision)
         return Answer(
             question=question,

@@ -27,7 +27,7 @@ def test_a_paraphrased_yes_no_question_is_answered_not_refused(qwen15, real_pipe
 def test_a_rare_name_is_not_refused_by_the_relevance_gate_and_is_answered(qwen15, real_pipeline):
     # Best dense score 0.157 < 0.2: the gate used to refuse before the model ran. Now the model runs;
     # it misreads the passages ("Humphrey is a collective known as Humphrey"), the check drops that,
-    # and the "what is X?" question is answered with the passage sentence that names Humphrey.
+    # and the passage sentences on Humphrey are quoted instead (a partial answer, not a refusal).
     a = real_pipeline(qwen15).ask("What is Humphrey?")
     assert a.raw_answer, "refused before generation"
     assert not a.refused, a.answer

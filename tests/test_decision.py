@@ -19,7 +19,7 @@ from rag.decision import (
 )
 from rag.evidence import ranked_sentences
 from rag.prompts import REFUSAL
-from rag.types import Chunk, Hit
+from rag.types import Chunk, Document, Hit
 from tests.fakes import HashEmbedder
 
 HARBOUR = "The harbour board approved the breakwater. The breakwater costs £40 million. It opens in 2026."
@@ -41,7 +41,9 @@ def draft(question: str, raw: str, **signals: float) -> Draft:
     texts = [f"{h.chunk.title} {h.chunk.text}" for h in hs]
     per_passage = subject_coverage(question, texts, lambda w: 1.0)
     fits = answers_the_question(question, checked.text) if not checked.refused else None
-    return Draft(question, hs, raw, checked, ranked, dict(signals), fits, [per_passage[q.hit] for q in ranked])
+    docs = {"harbour": Document("harbour", "Harbour plan", HARBOUR), "fish": Document("fish", "Fisheries", FISH)}
+    coverage = [per_passage[q.hit] for q in ranked]
+    return Draft(question, hs, raw, checked, ranked, dict(signals), fits, coverage, docs)
 
 
 def test_a_supported_draft_of_the_asked_kind_is_the_answer():
@@ -96,3 +98,9 @@ def test_when_the_fitted_decision_finds_it_answerable_the_closest_sentences_are_
     assert evidence_excerpt(d, DecisionOptions(min_coverage=0.99)) is None
     verdict = evidence_excerpt(d, DecisionOptions(min_coverage=0.99, answerability=always))
     assert verdict is not None and verdict.outcome == "partial" and "£40 million" in verdict.checked.text
+
+
+def test_a_sentence_not_in_its_document_word_for_word_is_not_quoted():
+    d = draft("How much does the breakwater cost?", REFUSAL)
+    d.documents = {}  # the passages' documents are unknown: nothing can be placed, so nothing is quoted
+    assert evidence_excerpt(d, DecisionOptions(min_coverage=0.6)) is None

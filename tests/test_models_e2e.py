@@ -33,7 +33,10 @@ def test_tiny_model_pipeline_streams_and_is_reproducible(tiny, real_index, real_
     for c in answer.citations:
         assert real_index.documents[c.doc_id].body[c.start : c.end] == c.quote
     again = pipe.ask(q)
-    assert again.raw_answer == answer.raw_answer  # greedy decoding
+    # Greedy decoding, but the second call reuses llama.cpp's cached prompt prefix, which sums in
+    # another order; on 2026-12-02 that flipped a near tie late in the 135M model's reply (at
+    # bc9b4f3 as well), so only the opening is compared.
+    assert again.raw_answer.split()[:6] == answer.raw_answer.split()[:6]
 
 
 def test_default_model_answers_known_question_with_citation(qwen15, real_pipeline):
@@ -136,9 +139,13 @@ def test_openai_compatible_backend_against_llama_cpp_server(tiny_path, tiny, tmp
                 time.sleep(1)
         assert out.strip()
         streamed = "".join(gen.stream(ASK, max_tokens=8))
-        assert streamed == out
-        local = tiny.generate(ASK, max_tokens=8)
-        assert local == out  # same model, same greedy decoding
+        # The server's second call reuses its cached prompt prefix (see the test above): the same
+        # opening, not necessarily the same last words.
+        assert streamed.split()[:2] == out.split()[:2]
+        # Not compared word for word with the local generator: two llama.cpp instances of the same
+        # 135M model can break a near tie differently (on 2026-12-02 they did, at bc9b4f3 as well:
+        # "…actually a mix of colours" from the server, "…a beautiful and magical sight" here).
+        assert tiny.generate(ASK, max_tokens=8).strip()
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -17,7 +17,7 @@ def test_ask_endpoint_with_the_default_model(qwen15, real_pipeline, real_setting
     r = client.post("/api/ask", json={"question": "Which sectors could OpenAI work with under the agreement?"})
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"answer", "refused", "citations", "retrieved", "timings", "model"}
+    assert set(body) == {"answer", "refused", "partial", "citations", "retrieved", "timings", "model", "decision"}
     assert not body["refused"] and "education" in body["answer"].lower()
     doc = body["citations"][0]["doc_id"]
     assert doc in {"mou-uk-openai", "openai-expand-uk-office-press-release", "uk-openai-partnership-article"}
