@@ -1,17 +1,16 @@
 """Whether the documents answer a question: one calibrated decision from the signals the pipeline has.
 
-The signals are cheap by-products of answering (`SIGNALS`): the best dense score, whether the
-question's rare words occur in the corpus, the best question-to-sentence similarity among the
-passages, the model's probability of opening with the refusal, the support of its checked draft,
-and whether the draft states the kind of thing asked. A logistic model over three of them
+The signals are cheap by-products of answering (`SIGNALS`): the best dense score, the model's
+probability of opening with the refusal, the support of its checked draft, and whether the draft
+states the kind of thing asked. A logistic model over three of them
 (`FEATURES`: draft support, answer-type match, and p(refusal opening) unless the draft opens with
 "Yes"/"No", where that probability measures "No" against the refusal rather than doubt; chosen by
 5-fold cross-validation on the 167 dev items, see decision note 0004), fitted on
 the dev split (`python -m rag eval --fit-answerability RUN`), gives p(answerable); its threshold
 separates best within at most 10% false refusals on dev.
 
-When the decision says "answerable" but the model refused (or the check removed every sentence),
-the pipeline answers with the best-matching passage sentence as a quote instead of refusing.
+`rag.decision` uses p(answerable): below the threshold a draft is not shown as the answer; at or
+above it, a draft that cannot be shown gives way to the passages' closest sentences, quoted.
 This module does not generate or retrieve.
 """
 
@@ -31,18 +30,11 @@ from rag.lexical import tokenize
 from rag.text import sentence_spans
 from rag.types import Hit
 
-# The recorded "rare_terms" signal counts question words found in 1..3 documents, whatever the gate's
-# own `rare_term_max_df` setting (which may be 0: gate off), so runs stay comparable for refitting.
-RARE_TERM_FEATURE_MAX_DF = 3
-
-SIGNALS = (
+SIGNALS = (  # what every answer records (the pipeline's `finish`); runs before 2026-12-02 recorded more
     "best_dense",
-    "best_sentence",
-    "rare_terms",
     "p_refusal",
     "p_refusal_open_ended",  # p_refusal, or 0 when the answer opens with "Yes"/"No"
     "support",
-    "model_refused",
     "type_match",
 )
 FEATURES = ("support", "type_match", "p_refusal_open_ended")  # chosen by cross-validation on dev (decision note 0004)

@@ -169,10 +169,6 @@ class Admission:
         """Whether the page asks for a key before it lists, reads or answers."""
         return bool(self.access.readers)
 
-    @property
-    def changes_need_key(self) -> bool:
-        return bool(self.access.writers)
-
     def identify(self, authorization: str | None, session: str | None, host: str) -> Identity:
         """Who sent a request: the key in `Authorization: Bearer <key>` (any case of "Bearer", any
         spaces), else the page sign-in in `session`, else the address. A server with no keys
@@ -270,20 +266,19 @@ def client_host(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def request_identity(admission: Admission, request: Request) -> Identity:
-    """`Admission.identify` for an HTTP request: its `Authorization` header and its address. The
-    page's sign-in cookie opens only the page (see `page_user`); the API takes keys alone, so no
-    other site's page can make a signed-in browser call it."""
-    return admission.identify(request.headers.get("authorization"), None, client_host(request))
+def request_identity(admission: Admission, request: Request, page: bool = False) -> Identity:
+    """`Admission.identify` for an HTTP request: its `Authorization` header and its address, and on
+    the page's routes (`page`) its sign-in cookie. The API takes keys alone, so no other site's
+    page can make a signed-in browser call it (see `identify` for errors)."""
+    session = request.cookies.get(SESSION_COOKIE) if page else None
+    return admission.identify(request.headers.get("authorization"), session, client_host(request))
 
 
 def page_user(admission: Admission, request: Request) -> str | None:
     """Gradio's `auth_dependency`: the name of the identity using the page (a key in the header, a
     sign-in cookie, or the address), or None to refuse the page's data routes with a 401."""
     try:
-        identity = admission.identify(
-            request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE), client_host(request)
-        )
+        identity = request_identity(admission, request, page=True)
     except (UnauthorizedError, RateLimitedError):
         return None
     return identity.name if admission.may_read(identity) else None

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag.errors import ForbiddenError, RagError, RateLimitedError, UnauthorizedError
-from rag.serve.admission import SESSION_COOKIE, Admission, client_host
+from rag.serve.admission import SESSION_COOKIE, Admission, client_host, request_identity
 from rag.serve.chat_handlers import TITLE
 from rag.serve.error_responses import client_message, error_body, method_not_allowed_in_our_shape
 from rag.serve.http_api import origin_allowed, refuse_unrouted
@@ -153,9 +153,8 @@ class PageGuard:
     def check(self, request: Request) -> None:
         """Raises: _SignIn (a browser that should sign in first), or the RagError to answer with."""
         method, path = request.method, request.url.path
-        identity = self.admission.identify(
-            request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE), client_host(request)
-        )  # a wrong key: 401, too many of them: 429, on every page route
+        # A wrong key: 401, too many of them: 429, on every page route.
+        identity = request_identity(self.admission, request, page=True)
         if method == "GET" and path in ("/", "") and not self.admission.may_read(identity):
             raise _SignIn()
         if method not in ("GET", "HEAD", "OPTIONS"):
@@ -169,8 +168,3 @@ class PageGuard:
 
 class _SignIn(Exception):
     """A browser asked for the page without the key it needs."""
-
-
-def login_query(next_path: str) -> str:
-    """`/login?next=...` for a path on this site."""
-    return "/login?" + urlencode({"next": safe_next(next_path)})
