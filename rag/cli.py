@@ -1,4 +1,4 @@
-"""Command line: `python -m rag index | ask | chat | eval | batch`.
+"""Command line: `python -m rag index | ask | chat | mcp | eval | batch`.
 
 Parses arguments into `Settings` overrides and calls the pipeline; `RagError`s print as one
 clear line on stderr (exit code 2), never as a stack trace.
@@ -69,21 +69,20 @@ def _ask_one(pipe, question: str, history: list[dict], as_json: bool):
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return answer
     answer = None
-    streamed = False
+    sent = ""
     for ev in pipe.stream(question, history):
         if ev.kind == "rewritten" and ev.data != question:
             print(f"(searching for: {ev.data})", file=sys.stderr)
-        elif ev.kind == "token":
-            print(ev.data, end="", flush=True, file=sys.stderr)
-            streamed = True
+        elif ev.kind == "sentence":  # checked sentences as they come; the draft is never shown
+            print(ev.data if not sent else f" {ev.data}", end="", flush=True)
+            sent += ev.data if not sent else f" {ev.data}"
         elif ev.kind == "answer":
             answer = ev.data
-    if streamed:
-        print("\n--- checked answer ---", file=sys.stderr)
-    print(answer.answer)
+    print(answer.answer[len(sent) :] if answer.answer.startswith(sent) else f"\n{answer.answer}")
     _print_sources(answer)
     t = answer.timings
-    print(f"\n({answer.model}; first token {t.ttft_s:.1f}s, total {t.total_s:.1f}s)", file=sys.stderr)
+    first = f"first checked sentence {t.first_sentence_s:.1f}s, " if t.first_sentence_s else ""
+    print(f"\n({answer.model}; first token {t.ttft_s:.1f}s, {first}total {t.total_s:.1f}s)", file=sys.stderr)
     return answer
 
 
@@ -118,6 +117,24 @@ def cmd_chat(args: argparse.Namespace) -> int:
         history += [{"role": "user", "content": q}, {"role": "assistant", "content": answer.answer}]
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve the MCP tools and documents over stdin/stdout, for a desktop client that starts this
+    process (docs/mcp.md); returns when the client closes stdin."""
+    import contextlib
+
+    from rag.library import DocumentLibrary
+    from rag.pipeline import RagPipeline
+    from rag.serve.mcp_server import serve_stdio
+
+    s = _settings(args)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the protocol: nothing else may print there
+        pipe = RagPipeline.from_settings(s, rebuild_index=False)
+    library = DocumentLibrary(pipe.retriever, s)
+    print(f"MCP server on stdio: {len(library.list())} documents, model {pipe.model_name}", file=sys.stderr)
+    serve_stdio(pipe, library, s)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rag", description="Cited answers from the UK AI policy documents.")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -136,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     pc = sub.add_parser("chat", help="interactive questions in the terminal")
     _add_model_args(pc)
     pc.set_defaults(func=cmd_chat)
+
+    pm = sub.add_parser("mcp", help="serve the MCP tools over stdio, for desktop clients (see docs/mcp.md)")
+    _add_model_args(pm)
+    pm.set_defaults(func=cmd_mcp)
 
     from rag.evaluation.cli import add_eval_commands
 

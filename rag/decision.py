@@ -26,6 +26,7 @@ from rag.types import CheckedAnswer, Citation, Document, Hit
 
 Outcome = Literal["answer", "partial", "refused"]
 EVIDENCE_OPENING = "I couldn't write a checked answer; the closest passages say:"
+KEY_PASSAGE_LABEL = "\n\nKey passage: "  # what follows the checked sentences of an answer
 
 
 @dataclass
@@ -214,7 +215,7 @@ def with_key_passage(checked: CheckedAnswer, draft: Draft) -> CheckedAnswer:
     n = next(c.n for c in checked.citations if c.chunk_id == hits[j].chunk.chunk_id)
     quotes = " ".join(f"“{' '.join(q.text(hits).split())}” [{n}]" for q in key)
     return CheckedAnswer(
-        f"{checked.text}\n\nKey passage: {quotes}", checked.refused, checked.citations, checked.sentences
+        f"{checked.text}{KEY_PASSAGE_LABEL}{quotes}", checked.refused, checked.citations, checked.sentences
     )
 
 

@@ -1,6 +1,10 @@
 """`RagPipeline`: the facade that answers a question, in the order a reader follows it:
 rewrite a follow-up -> retrieve -> prompt -> generate (streaming) -> check citations -> `Answer`.
 
+While the model writes, each sentence it finishes is checked; once the checked sentences so far
+already make an answer `rag.decision` will show (note 0006), they are sent as `Sentence` events,
+which are never taken back: the final answer begins with them and can only add to them.
+
 It receives every collaborator in its constructor; `from_settings` builds the real ones.
 The CLI, the HTTP API, the browser chat and the evaluation all call this and nothing below it.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +24,7 @@ from typing import Any, Literal
 from rag.answer_type import answers_the_question
 from rag.answerability import AnswerabilityModel
 from rag.citations import CitationChecker, opens_with_yes_or_no
-from rag.decision import DecisionOptions, Draft, decide, subject_coverage
+from rag.decision import KEY_PASSAGE_LABEL, DecisionOptions, Draft, checked_answer, decide, subject_coverage
 from rag.embedding import Embedder
 from rag.errors import BadInputError, EmptyQuestionError
 from rag.evidence import Quote, ranked_sentences
@@ -29,12 +34,13 @@ from rag.query import with_focus
 from rag.retrieval import HybridRetriever, RetrievalResult
 from rag.settings import Settings, shipped
 from rag.stopping import StopSignal, acquire_unless
-from rag.text import names
-from rag.types import Answer, Hit, Timings
+from rag.text import names, split_sentences
+from rag.types import Answer, CheckedAnswer, Citation, Hit, Timings
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
+MARKER_OR_PART = re.compile(r"\[[\d,\s]*\]?")  # "[1]", "[1, 2]", or one still being written: "[1,"
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,17 @@ class Token:
 
 
 @dataclass(frozen=True)
+class Sentence:
+    """One checked sentence of the answer, final once sent: the answer shown begins with every
+    `Sentence` of its stream, joined by spaces. `citations` are the ones it is the first to cite
+    (a citation's quote may be widened in the final answer when a later sentence cites it too)."""
+
+    data: str
+    citations: tuple[Citation, ...] = ()
+    kind: Literal["sentence"] = "sentence"
+
+
+@dataclass(frozen=True)
 class Finished:
     """The checked `Answer`: always the last event of a stream."""
 
@@ -61,8 +78,9 @@ class Finished:
     kind: Literal["answer"] = "answer"
 
 
-# One step of a streamed answer: `Rewritten`, then `Token`s, then `Finished`. `kind` tells them apart.
-StreamEvent = Rewritten | Token | Finished
+# One step of a streamed answer: `Rewritten`, then `Token`s with `Sentence`s among them, then
+# `Finished`. `kind` tells them apart. Only `Sentence` and `Finished` are checked text.
+StreamEvent = Rewritten | Token | Sentence | Finished
 
 
 def clean_history(history: list[dict[str, Any]] | None) -> list[dict[str, str]]:
@@ -315,6 +333,7 @@ class RagPipeline:
         floor = OpeningFloor(REFUSAL, self.options.refusal_min_p) if self.options.refusal_min_p > 0 else None
         messages = answer_messages(standalone, hits, self.options.demonstrations)
         reply = stream_text(self.generator, messages, self.options.max_new_tokens, self.options.temperature, floor)
+        release = SentenceRelease(self, standalone, hits, result.best_dense)
         # Closed when this stream is (its client went): the backend stops and the model is freed at once.
         with self.holding_model(stop), contextlib.closing(until_stopped(reply, stop)) as replied:
             for piece in replied:
@@ -322,9 +341,15 @@ class RagPipeline:
                     timings.ttft_s = time.perf_counter() - t0
                 pieces.append(piece)
                 yield Token(piece)
+                for sentence in release.feed(piece, floor.seen_p if floor is not None else None):
+                    timings.first_sentence_s = timings.first_sentence_s or time.perf_counter() - t0
+                    yield sentence
         p_refusal = floor.seen_p if floor is not None else None  # this call's own measurement
         signals = {"best_dense": result.best_dense, "p_refusal": p_refusal}
         answer = self.finish(question, standalone, hits, "".join(pieces), signals)
+        for sentence in release.rest(answer):
+            timings.first_sentence_s = timings.first_sentence_s or time.perf_counter() - t0
+            yield sentence
         answer.timings = timings
         answer.tokens = len(pieces)
         timings.total_s = time.perf_counter() - t0
@@ -338,19 +363,8 @@ class RagPipeline:
         `signals` gains the decision's features; `Answer.decision` says which step decided and why.
         """
         checked = self.checker.check(raw, hits, standalone)
+        signals, fits = self.checked_signals(standalone, raw, checked, signals)
         ranked = ranked_sentences(standalone, hits, self.checker.embedder)
-        signals = dict(signals)
-        signals["support"] = max((c.score for c in checked.sentences if c.supported and c.cited), default=0.0)
-        # The first token's p(refusal) is no doubt about the documents when the model answers "No":
-        # "No" and "I can't find…" compete for that token on every yes/no question the passages deny.
-        p_refusal = signals.get("p_refusal")
-        signals["p_refusal_open_ended"] = (
-            None if p_refusal is None else (0.0 if opens_with_yes_or_no(raw) else p_refusal)
-        )
-        # 0 only when the answer lacks the kind asked for; a question with no checkable kind, or a draft
-        # the check refused, passes (as the check itself does): note 0004.
-        fits = answers_the_question(standalone, checked.text) if not checked.refused else None
-        signals["type_match"] = 0.0 if fits is False else 1.0
         coverage = self.coverage(standalone, hits, ranked)
         draft = Draft(standalone, hits, raw, checked, ranked, signals, fits, coverage, self.retriever.documents)
         verdict = decide(draft, self.decision)
@@ -370,6 +384,26 @@ class RagPipeline:
             decision=verdict.to_dict(),
         )
 
+    def checked_signals(
+        self, question: str, raw: str, checked: CheckedAnswer, signals: dict[str, float | None]
+    ) -> tuple[dict[str, float | None], bool | None]:
+        """`signals` with what the decision reads of the checked draft, and whether it states the kind
+        of thing asked (None: nothing to check). Each feature can only rise as sentences are added
+        (the opening's p(refusal) is fixed by the first words), which `SentenceRelease` relies on."""
+        signals = dict(signals)
+        signals["support"] = max((c.score for c in checked.sentences if c.supported and c.cited), default=0.0)
+        # The first token's p(refusal) is no doubt about the documents when the model answers "No":
+        # "No" and "I can't find…" compete for that token on every yes/no question the passages deny.
+        p_refusal = signals.get("p_refusal")
+        signals["p_refusal_open_ended"] = (
+            None if p_refusal is None else (0.0 if opens_with_yes_or_no(raw) else p_refusal)
+        )
+        # 0 only when the answer lacks the kind asked for; a question with no checkable kind, or a draft
+        # the check refused, passes (as the check itself does): note 0004.
+        fits = answers_the_question(question, checked.text) if not checked.refused else None
+        signals["type_match"] = 0.0 if fits is False else 1.0
+        return signals, fits
+
     def coverage(self, question: str, hits: list[Hit], ranked: list[Quote]) -> list[float]:
         """For each ranked sentence, the share of the question's subject its passage names (title and
         headings included), each word weighted by how rare it is among the documents."""
@@ -388,6 +422,71 @@ class RagPipeline:
             if event.kind == "answer":
                 return event.data
         raise AssertionError("stream ended without an answer")  # pragma: no cover
+
+
+class SentenceRelease:
+    """Decides, while the model writes, which checked sentences can be sent for good.
+
+    After each finished sentence the draft so far is checked; once its checked sentences already
+    pass the `checked_answer` step (supported, of the kind asked, found answerable), every later
+    step would keep them too: each signal the decision reads only rises as sentences are added.
+    From then on each sentence the check keeps is released as soon as it is finished. A draft that
+    never passes releases nothing, and its answer (quoted passages or a refusal) comes whole at the end.
+    """
+
+    def __init__(self, pipeline: RagPipeline, question: str, hits: list[Hit], best_dense: float) -> None:
+        self.pipeline = pipeline
+        self.question = question
+        self.hits = hits
+        self.best_dense = best_dense
+        self.raw = ""
+        self.done = 0  # sentences of `raw` judged so far
+        self.sent = ""  # the checked text released so far
+        self.cited = 0  # citations released so far
+        self.settled = False
+
+    def feed(self, piece: str, p_refusal: float | None) -> list[Sentence]:
+        """Sentences released by `piece` (only a sentence followed by the next one's start is finished)."""
+        self.raw += piece
+        pieces = split_sentences(self.raw)
+        # A sentence is finished once the next has begun: a word, not only a marker that may be its own.
+        finished = pieces[:-1] if pieces and re.search(r"\w", MARKER_OR_PART.sub("", pieces[-1])) else pieces[:-2]
+        if len(finished) == self.done:
+            return []
+        self.done = len(finished)
+        checked = self.pipeline.checker.check(" ".join(finished), self.hits, self.question)
+        if not self.settled:
+            signals = {"best_dense": self.best_dense, "p_refusal": p_refusal}
+            signals, fits = self.pipeline.checked_signals(self.question, self.raw, checked, signals)
+            draft = Draft(self.question, self.hits, self.raw, checked, [], signals, fits)
+            opts = replace(self.pipeline.decision, key_passage=False)
+            self.settled = checked_answer(draft, opts) is not None
+        return self.release(checked) if self.settled else []
+
+    def rest(self, answer: Answer) -> list[Sentence]:
+        """The answer's checked sentences not yet released, when its decision was the checked answer."""
+        if answer.decision.get("step") != "checked_answer":
+            if self.sent:  # cannot happen while every signal only rises; logged should it ever
+                log.error("sent sentences of an answer later decided by %s", answer.decision.get("step"))
+            return []
+        body = answer.answer.split(KEY_PASSAGE_LABEL, 1)[0]
+        return self.release(CheckedAnswer(body, False, answer.citations, answer.sentences))
+
+    def release(self, checked: CheckedAnswer) -> list[Sentence]:
+        """What `checked` says after the text already sent, as one `Sentence`; nothing when it does
+        not extend that text (the checker joins its sentences with one space)."""
+        text = checked.text
+        if self.sent and not text.startswith(self.sent + " "):
+            if text != self.sent:
+                log.error("a checked draft does not extend the sentences already sent; holding the rest")
+            return []
+        new = text[len(self.sent) :].strip()
+        if not new:
+            return []
+        cites = tuple(c for c in checked.citations if c.n > self.cited and f"[{c.n}]" in new)
+        self.cited = max([self.cited, *(c.n for c in cites)])
+        self.sent = f"{self.sent} {new}" if self.sent else new
+        return [Sentence(new, cites)]
 
 
 def until_stopped(pieces: Iterator[str], stop: StopSignal | None) -> Iterator[str]:

@@ -108,6 +108,7 @@ class SentenceCheck:
 class Timings:
     retrieve_s: float = 0.0
     ttft_s: float = 0.0
+    first_sentence_s: float = 0.0  # until the first checked sentence was sent (0: none was streamed)
     total_s: float = 0.0
 
 

@@ -46,7 +46,7 @@ def make_pipeline(settings: Settings, embedder: HashEmbedder, index_data):
     """`make_pipeline(["reply 1", ...])` -> (pipeline, generator) over the tiny corpus."""
 
     def make(replies: list[str] | None = None, **kw) -> tuple[RagPipeline, ScriptedGenerator]:
-        gen = ScriptedGenerator(replies)
+        gen = ScriptedGenerator(replies, per_word_s=kw.pop("per_word_s", 0.0))
         retriever = HybridRetriever(index_data, embedder, candidates=10)
         checker = CitationChecker(embedder, **({"threshold": kw.pop("threshold")} if "threshold" in kw else {}))
         kw.setdefault("min_relevance", settings.min_relevance)

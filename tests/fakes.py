@@ -49,8 +49,11 @@ class ScriptedGenerator:
 
     supports_opening_floor = False
 
-    def __init__(self, replies: list[str] | None = None, default: str = "I can't find that in the documents.") -> None:
+    def __init__(
+        self, replies: list[str] | None = None, default: str = "I can't find that in the documents.", per_word_s: float = 0.0
+    ) -> None:
         self.name = "scripted"
+        self.per_word_s = per_word_s  # a pause before each word, to tell when things arrive
         self.replies = list(replies or [])
         self.default = default
         self.prompts: list[list[dict[str, str]]] = []
@@ -66,6 +69,7 @@ class ScriptedGenerator:
         text = self._next(messages)
         words = text.split(" ")
         for i, w in enumerate(words):
+            time.sleep(self.per_word_s)
             yield w if i == len(words) - 1 else w + " "
 
 

@@ -28,7 +28,12 @@ def plot_latency(records: Sequence[Mapping[str, Any]], path: Path) -> Path:
     plt = _pyplot()
     series = {
         label: [r["scores"][key] for r in records if r["scores"].get(key) is not None]
-        for label, key in (("time to first token", "ttft_s"), ("total", "total_s"), ("retrieval", "retrieve_s"))
+        for label, key in (
+            ("time to first token", "ttft_s"),
+            ("first checked sentence", "first_sentence_s"),
+            ("total", "total_s"),
+            ("retrieval", "retrieve_s"),
+        )
     }
     series = {k: v for k, v in series.items() if v}
     fig, ax = plt.subplots(figsize=(7, 4))

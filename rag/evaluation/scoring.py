@@ -47,6 +47,8 @@ SUMMARY_KEYS = (
     "partial_unanswerable",
     "ttft_p50_s",
     "ttft_p95_s",
+    "first_sentence_p50_s",
+    "first_sentence_p95_s",
     "total_p50_s",
     "total_p95_s",
     "retrieve_p50_s",
@@ -185,6 +187,8 @@ def score_answer(item: QAItem, answer: Answer, quotes: list[list[m.Span]]) -> di
         answerable=item.answerable,
         retrieve_s=t.retrieve_s,
         ttft_s=t.ttft_s if generated else None,
+        # Until the first checked sentence was streamed: None when none was (quoted passages, refusals).
+        first_sentence_s=t.first_sentence_s or None,
         total_s=t.total_s,
         tokens=answer.tokens,
         # Decoding after the first token (whose wait, prompt reading included, is the TTFT), plus
@@ -221,7 +225,8 @@ def summarise(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["partial_unanswerable"] = (
         m.mean([1.0 if s.get("partial") else 0.0 for s in unanswerable]) if unanswerable else None
     )
-    for name, key in (("ttft", "ttft_s"), ("total", "total_s"), ("retrieve", "retrieve_s")):
+    timers = ("ttft", "ttft_s"), ("first_sentence", "first_sentence_s"), ("total", "total_s"), ("retrieve", "retrieve_s")
+    for name, key in timers:
         values = [s[key] for s in scores if s.get(key) is not None]
         out[f"{name}_p50_s"] = m.percentile(values, 50)
         out[f"{name}_p95_s"] = m.percentile(values, 95)

@@ -96,8 +96,8 @@ async def respond(
     gate: AnswerGate | None = None,
     tick_s: float = TICK_S,
 ) -> AsyncIterator[ChatView]:
-    """Answer `question` after `turns`: the pending question, each draft as it streams, then the
-    checked answer with its sources (or the error, as a turn of its own).
+    """Answer `question` after `turns`: the pending question, each checked sentence as it comes (never
+    the model's unchecked draft), then the answer with its sources (or the error, as a turn of its own).
 
     The answer runs like an API answer (`AnswerStream`): through `gate` (its queue and time
     limit), in a worker thread that stops when this iterator is closed (Gradio closes it when the
@@ -120,7 +120,7 @@ async def respond(
     n = len(turns) + 1
     done = chat_messages(turns)
     pending = [{"role": "user", "content": esc(question)}]
-    standalone, raw = question, ""
+    standalone, sent, writing = question, "", False
     yield ChatView(
         "", done + pending + [{"role": "assistant", "content": drafting_markdown(question, "", "")}], turns, None, ""
     )
@@ -133,7 +133,11 @@ async def respond(
             if ev.kind == "rewritten":
                 standalone = ev.data
             elif ev.kind == "token":
-                raw += ev.data
+                if writing:
+                    continue  # the unchecked draft is not shown: nothing changed on the page
+                writing = True
+            elif ev.kind == "sentence":
+                sent = f"{sent} {ev.data}" if sent else ev.data
             else:
                 if on_answer is not None:
                     on_answer(ev.data)
@@ -141,7 +145,7 @@ async def respond(
                 turns.append(turn_record(n, question, ev.data, docs, uploaded_ids(library)))
                 yield ChatView("", chat_messages(turns), turns, sources_html(turns), "")
                 return
-            draft = {"role": "assistant", "content": drafting_markdown(question, standalone, raw)}
+            draft = {"role": "assistant", "content": drafting_markdown(question, standalone, sent, writing)}
             yield ChatView(messages=done + pending + [draft])
     except RagError as e:
         message = client_message(e)

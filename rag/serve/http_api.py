@@ -41,7 +41,7 @@ from rag.serve.error_responses import (
 from rag.serve.feedback import MAX_COMMENT_CHARS, FeedbackLog
 from rag.serve.limits import BodyLimitMiddleware, BodyTooLarge
 from rag.serve.prometheus import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
-from rag.serve.provenance import answer_json, uploaded_ids
+from rag.serve.provenance import answer_json, sources_json, uploaded_ids
 from rag.serve.streaming import AnswerGate, AnswerStream, Frame
 from rag.settings import Settings
 
@@ -408,13 +408,21 @@ def allowed_methods(app: FastAPI, request: Request) -> list[str]:
 async def ask_frames(
     events: AsyncIterator[StreamEvent], library: DocumentLibrary, metrics: Metrics
 ) -> AsyncIterator[Frame]:
-    """SSE events: `rewritten` {"question"}, `token` {"text"} ..., then `answer` (the Answer JSON)."""
+    """SSE events: `rewritten` {"question"}, `writing` {} once the model has begun, a `sentence`
+    {"text", "citations"} per checked sentence as it is ready, then `answer` (the Answer JSON, whose
+    text begins with the sentences sent). The model's unchecked draft is never sent."""
+    uploaded = uploaded_ids(library)
+    writing = False
     async for ev in events:
         if ev.kind == "rewritten":
             yield {"event": "rewritten", "data": json.dumps({"question": ev.data})}
-        elif ev.kind == "token":
-            yield {"event": "token", "data": json.dumps({"text": ev.data})}
-        else:
+        elif ev.kind == "token" and not writing:
+            writing = True
+            yield {"event": "writing", "data": "{}"}
+        elif ev.kind == "sentence":
+            data = {"text": ev.data, "citations": sources_json(list(ev.citations), uploaded)}
+            yield {"event": "sentence", "data": json.dumps(data)}
+        elif ev.kind == "answer":
             metrics.observe_answer(ev.data)
             yield {"event": "answer", "data": json.dumps(answer_json(ev.data, library))}
 

@@ -3,8 +3,8 @@
 
 The last user message is the question and earlier user/assistant turns are the history; the
 reply's content is the checked answer and a top-level `sources` list carries its citations.
-Streaming sends only checked text: the answer goes out once the citation check has passed, so
-a client never shows a sentence that is later dropped. `max_tokens` and `temperature` are
+Streaming sends only checked text: each sentence once the model has finished it and the check has
+kept it (`rag.pipeline.SentenceRelease`), so a client never shows a sentence that is later dropped. `max_tokens` and `temperature` are
 accepted for compatibility but the server's settings decide them (requests share one model).
 This module does not retrieve or generate; it translates to and from `RagPipeline.stream`.
 """
@@ -12,6 +12,7 @@ This module does not retrieve or generate; it translates to and from `RagPipelin
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -30,6 +31,8 @@ from rag.serve.provenance import sources_json, uploaded_ids
 from rag.serve.streaming import AnswerGate, AnswerStream, Frame
 from rag.text import strip_markers
 from rag.types import Answer
+
+log = logging.getLogger(__name__)
 
 
 class ChatMessage(BaseModel):
@@ -113,6 +116,7 @@ def completion(answer: Answer, cid: str, created: int, uploaded: set[str] | None
         "usage": _usage(answer),
         "sources": sources_json(answer.citations, uploaded or set()),
         "refused": answer.refused,
+        "partial": answer.partial,
     }
 
 
@@ -171,24 +175,40 @@ async def chunk_frames(
     metrics: Metrics,
     library: DocumentLibrary,
 ) -> AsyncIterator[Frame]:
-    """`chat.completion.chunk`s: the role at once, the checked answer word by word once it is
-    ready, a final chunk with `sources`, the usage when asked for, then `[DONE]`."""
+    """`chat.completion.chunk`s: the role at once, each checked sentence as soon as it is ready (with
+    the `sources` cited so far), what the final answer adds to them (a key passage; or the whole
+    answer when it was quoted passages or a refusal), a final chunk with every source, the usage
+    when asked for, then `[DONE]`. The contents joined are the final answer."""
     yield {"data": json.dumps(_chunk(cid, created, model, {"role": "assistant", "content": ""}))}
-    answer = None
+    uploaded = uploaded_ids(library)
+    sent, sources = "", []
     async for ev in events:
-        if ev.kind == "answer":
+        if ev.kind == "sentence":
+            piece = f" {ev.data}" if sent else ev.data
+            sent += piece
+            sources += sources_json(list(ev.citations), uploaded)
+            chunk = _chunk(cid, created, model, {"content": piece})
+            chunk["sources"] = sources
+            yield {"data": json.dumps(chunk)}
+        elif ev.kind == "answer":
             answer = ev.data
-    assert answer is not None
-    metrics.observe_answer(answer, "openai")
-    for piece in word_pieces(answer.answer):
-        yield {"data": json.dumps(_chunk(cid, created, answer.model, {"content": piece}))}
-    final = _chunk(cid, created, answer.model, {}, "stop")
-    final["sources"] = sources_json(answer.citations, uploaded_ids(library))
-    yield {"data": json.dumps(final)}
-    if include_usage:
-        usage = {**_chunk(cid, created, answer.model, {}), "choices": [], "usage": _usage(answer)}
-        yield {"data": json.dumps(usage)}
-    yield {"data": "[DONE]"}
+            metrics.observe_answer(answer, "openai")
+            if not answer.answer.startswith(sent):  # the pipeline never lets this happen (SentenceRelease)
+                log.error("the final answer does not begin with the sentences streamed")
+            rest = answer.answer[len(sent) :] if answer.answer.startswith(sent) else ""
+            for piece in word_pieces(rest) if not sent else [rest] if rest else []:
+                yield {"data": json.dumps(_chunk(cid, created, answer.model, {"content": piece}))}
+            final = _chunk(cid, created, answer.model, {}, "stop")
+            final["sources"] = sources_json(answer.citations, uploaded)
+            final["refused"] = answer.refused
+            final["partial"] = answer.partial
+            t = answer.timings
+            final["timings"] = {"ttft_s": t.ttft_s, "first_sentence_s": t.first_sentence_s, "total_s": t.total_s}
+            yield {"data": json.dumps(final)}
+            if include_usage:
+                usage = {**_chunk(cid, created, answer.model, {}), "choices": [], "usage": _usage(answer)}
+                yield {"data": json.dumps(usage)}
+            yield {"data": "[DONE]"}
 
 
 def error_frames(e: RagError) -> list[Frame]:

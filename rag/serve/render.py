@@ -147,12 +147,14 @@ def searched_for(question: str, standalone: str) -> str:
     return f'<span class="rag-searched">Searched for: “{esc(standalone)}”</span>\n\n'
 
 
-def drafting_markdown(question: str, standalone: str, raw: str) -> str:
-    """The assistant bubble while tokens stream in: the raw draft, before its citations are checked."""
+def drafting_markdown(question: str, standalone: str, sent: str, writing: bool = False) -> str:
+    """The assistant bubble while the answer streams in: the checked sentences sent so far (the
+    model's unchecked draft is never shown), then what is still under way."""
     head = searched_for(question, standalone)
-    if not raw:
+    if not writing:
         return head + '<span class="rag-drafting">Searching the documents…</span>'
-    return head + '<span class="rag-drafting">Draft, checking citations…</span>\n\n' + html.escape(raw, quote=False)
+    status = '<span class="rag-drafting">Writing and checking the answer…</span>'
+    return head + (html.escape(sent, quote=False) + "\n\n" + status if sent else status)
 
 
 def answer_markdown(turn: dict[str, Any]) -> str:

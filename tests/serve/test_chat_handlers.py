@@ -1,5 +1,5 @@
-"""The browser chat's handlers, called directly (no Gradio, no HTTP): asking streams drafts then a
-cited answer, errors become turns, votes are saved, documents are opened, added and removed."""
+"""The browser chat's handlers, called directly (no Gradio, no HTTP): asking streams checked
+sentences (never the draft) then a cited answer, errors become turns, votes are saved, documents are opened, added and removed."""
 
 from __future__ import annotations
 
@@ -38,18 +38,22 @@ def make_chat(make_pipeline, settings):
     return make
 
 
-def test_respond_streams_drafts_then_the_cited_answer(make_chat):
-    pipe, library, _ = make_chat([SECTORS])
+def test_respond_streams_checked_sentences_never_the_draft_then_the_cited_answer(make_chat):
+    unsupported = "OpenAI will pay nine billion pounds for bananas [1]."
+    pipe, library, _ = make_chat([f"{SECTORS} {unsupported} It will expand its London office [1]."])
     answers = []
     views = collect(h.respond(pipe, library, f"  {QUESTION} ", [], answers.append))
     first, last = views[0], views[-1]
     assert first.question == "" and "Searching the documents" in first.messages[-1]["content"]
-    assert any("Draft, checking citations" in v.messages[-1]["content"] for v in views[1:-1])
+    streaming = [v.messages[-1]["content"] for v in views[1:-1]]
+    assert any("Writing and checking" in m for m in streaming)
+    assert any(SECTORS in m and "London" not in m for m in streaming)  # the first sentence, before the rest
+    assert not any("bananas" in m for m in streaming + [last.messages[-1]["content"]])
     assert all(v.turns is None for v in views[1:-1])  # drafts leave the kept conversation alone
     assert len(last.turns) == 1 and last.turns[0]["kind"] == "answer" and last.turns[0]["n"] == 1
     assert last.turns[0]["citations"][0]["doc_id"] == "openai-deal"
     assert 'id="src-1-1"' in last.sources and "[[1]](#src-1-1" in last.messages[-1]["content"]
-    assert [a.answer for a in answers] == [SECTORS]
+    assert len(answers) == 1 and answers[0].answer.startswith(f"{SECTORS} It will expand its London office [")
 
 
 def test_respond_sends_history_and_numbers_the_next_turn(make_chat):

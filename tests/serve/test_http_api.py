@@ -18,6 +18,7 @@ from rag.serve.http_api import create_app, document_with_body, index_status, sea
 from tests.live import serve
 
 SECTORS = "OpenAI may provide technology to education and defence [1]."
+STAFF = "OpenAI will expand its London office, which employs over 100 staff [1]."
 QUESTION = "Which sectors could OpenAI work with?"
 NOTE = b"# Zephyr lighthouse\n\nThe zephyr lighthouse programme funds coastal AI labs in Cornwall.\n"
 
@@ -82,17 +83,21 @@ def test_ask_passes_history_and_top_k(make_client):
     assert "Follow-up question: How many staff?" in gen.prompts[0][-1]["content"]  # the rewrite saw the history
 
 
-def test_ask_streams_server_sent_events(make_client):
-    client, _, _ = make_client([SECTORS])
+def test_ask_streams_checked_sentences_then_the_answer(make_client):
+    unsupported = "OpenAI will pay nine billion pounds for bananas [1]."
+    client, _, _ = make_client([f"{SECTORS} {unsupported} {STAFF}"])
     resp = client.post("/api/ask", json={"question": QUESTION, "stream": True})
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
     events = sse_events(resp.text)
     kinds = [e for e, _ in events]
-    assert kinds[0] == "rewritten" and kinds[-1] == "answer" and kinds.count("token") >= 3
-    tokens = "".join(json.loads(d)["text"] for e, d in events if e == "token")
-    assert tokens == SECTORS
+    assert kinds[:2] == ["rewritten", "writing"] and kinds[-1] == "answer" and "token" not in kinds
+    sentences = [json.loads(d) for e, d in events if e == "sentence"]
+    assert sentences[0]["text"] == SECTORS and sentences[0]["citations"][0]["doc_id"] == "openai-deal"
+    assert "bananas" not in resp.text.split("event: answer")[0]  # the dropped sentence was never sent
     final = json.loads(events[-1][1])
-    assert final["answer"] == SECTORS and final["citations"][0]["n"] == 1
+    assert final["answer"] == " ".join(s["text"] for s in sentences) and "bananas" not in final["answer"]
+    cited = [c["n"] for s in sentences for c in s["citations"]]
+    assert cited == [c["n"] for c in final["citations"]]  # each citation sent once, with its sentence
 
 
 def test_refusal_is_an_answer_not_an_error(make_client):
@@ -221,11 +226,37 @@ def test_openai_sdk_works_unchanged(live_server):
 
     stream = client.chat.completions.create(model="rag", messages=[{"role": "user", "content": QUESTION}], stream=True)
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
-    assert "".join(pieces) == SECTORS and len(pieces) > 3
+    assert "".join(pieces) == SECTORS
 
     bad = openai.OpenAI(base_url=f"{live_server}/v1", api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.chat.completions.create(model="rag", messages=[{"role": "user", "content": QUESTION}])
+
+
+def test_openai_sdk_stream_delivers_the_first_checked_sentence_while_the_model_writes(make_pipeline, settings):
+    import openai
+
+    # Two sentences, the model writing one word every 0.15 s: the first sentence is checked and
+    # sent about 1.5 s before the model has finished the second.
+    pipe, _ = make_pipeline([f"{SECTORS} {STAFF}"] * 2, per_word_s=0.15)
+    s = settings.model_copy(update={"api_keys": SecretStr("sk-test")})
+    with serve(create_app(pipe, DocumentLibrary(pipe.retriever, s), s)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0)
+        messages = [{"role": "user", "content": QUESTION}]
+        whole = client.chat.completions.create(model="rag", messages=messages).choices[0].message.content
+        t0 = time.monotonic()
+        arrivals, pieces, last = [], [], None
+        for chunk in client.chat.completions.create(model="rag", messages=messages, stream=True):
+            if chunk.choices and chunk.choices[0].delta.content:
+                arrivals.append(time.monotonic() - t0)
+                pieces.append(chunk.choices[0].delta.content)
+            last = chunk
+    timings = last.model_extra["timings"]
+    assert "".join(pieces) == whole and pieces[0] == SECTORS
+    assert timings["first_sentence_s"] > 0 and timings["total_s"] - timings["first_sentence_s"] > 1.0
+    # The first content chunk arrived when the first checked sentence existed, not at the end.
+    assert arrivals[0] < timings["first_sentence_s"] + 0.5 < timings["total_s"]
+    assert last.model_extra["sources"][0]["doc_id"] == "openai-deal"
 
 
 def test_langchain_chat_openai_works_unchanged(live_server):

@@ -74,7 +74,7 @@ def test_a_client_that_hangs_up_releases_the_model_before_the_next_piece(make_pi
         received = 0
         with first.stream("POST", "/api/ask", json={"question": QUESTION, "stream": True}) as events:
             for line in events.iter_lines():
-                if line.startswith("event: token"):
+                if line.startswith("event: writing"):
                     received += 1
                     break
             # A second question arrives and waits for the model the first one holds.
