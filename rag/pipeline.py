@@ -444,6 +444,7 @@ class SentenceRelease:
         self.sent = ""  # the checked text released so far
         self.cited = 0  # citations released so far
         self.settled = False
+        self.can_settle = settles_early(pipeline.decision.answerability)
 
     def feed(self, piece: str, p_refusal: float | None) -> list[Sentence]:
         """Sentences released by `piece` (only a sentence followed by the next one's start is finished)."""
@@ -455,7 +456,7 @@ class SentenceRelease:
             return []
         self.done = len(finished)
         checked = self.pipeline.checker.check(" ".join(finished), self.hits, self.question)
-        if not self.settled:
+        if not self.settled and self.can_settle:
             signals = {"best_dense": self.best_dense, "p_refusal": p_refusal}
             signals, fits = self.pipeline.checked_signals(self.question, self.raw, checked, signals)
             draft = Draft(self.question, self.hits, self.raw, checked, [], signals, fits)
@@ -487,6 +488,22 @@ class SentenceRelease:
         self.cited = max([self.cited, *(c.n for c in cites)])
         self.sent = f"{self.sent} {new}" if self.sent else new
         return [Sentence(new, cites)]
+
+
+# The signals a draft's checked prefix can only raise as sentences are added, and those fixed before
+# the first sentence ends; a fitted decision must read only these, the first with weights >= 0.
+RISING_SIGNALS = frozenset({"support", "type_match"})
+FIXED_SIGNALS = frozenset({"best_dense", "p_refusal", "p_refusal_open_ended"})
+
+
+def settles_early(model: AnswerabilityModel | None) -> bool:
+    """Whether a prefix the fitted `model` accepts stays accepted whatever sentences follow; when
+    not (a refit that gives a rising signal a negative weight), nothing is sent before the end."""
+    if model is None:
+        return True
+    return all(
+        (name in RISING_SIGNALS and w >= 0) or name in FIXED_SIGNALS or w == 0 for name, w in model.weights.items()
+    )
 
 
 def until_stopped(pieces: Iterator[str], stop: StopSignal | None) -> Iterator[str]:

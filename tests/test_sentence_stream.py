@@ -70,3 +70,31 @@ def test_a_marker_after_the_full_stop_waits_to_join_its_sentence(make_pipeline):
     events = events_of(pipe, "Which sectors could OpenAI work with?")
     sent = [e.data for e in events if e.kind == "sentence"]
     assert sent[0].endswith("[1].") and events[-1].data.answer.startswith(" ".join(sent))
+
+
+def test_the_shipped_decision_lets_sentences_go_out_early_and_a_refit_that_could_take_them_back_does_not():
+    from dataclasses import replace
+
+    from rag.answerability import AnswerabilityModel
+    from rag.pipeline import settles_early
+
+    shipped = AnswerabilityModel.load()
+    assert settles_early(shipped) and settles_early(None)
+    # A negative weight on support: a later, better-supported sentence could lower p(answerable).
+    assert not settles_early(replace(shipped, weights={**shipped.weights, "support": -0.5}))
+    assert not settles_early(replace(shipped, weights={**shipped.weights, "sentences_dropped": 0.3}))
+
+
+def test_with_a_decision_that_cannot_settle_early_the_answer_comes_whole_at_the_end(make_pipeline):
+    from dataclasses import replace
+
+    from rag.answerability import AnswerabilityModel
+
+    pipe, _ = make_pipeline([TWO])
+    model = AnswerabilityModel.load()
+    model = replace(model, weights={**model.weights, "support": -0.01}, threshold=0.0)
+    pipe.options = pipe.options.but(answerability=model)
+    events = events_of(pipe, "Which sectors could OpenAI work with?")
+    kinds = [e.kind for e in events]
+    assert "sentence" in kinds and "token" not in kinds[kinds.index("sentence") :]
+    assert events[-1].data.answer.startswith(" ".join(e.data for e in events if e.kind == "sentence"))
