@@ -1,4 +1,5 @@
-"""Benchmark: index build time, answer latency (time to first token, total) and peak memory.
+"""Benchmark: index build time, answer latency (time to first token, to the first checked sentence,
+total), the machine's prefill rate beside them, and peak memory.
 
 Runs each measurement in a fresh subprocess so peak RSS is per task, and appends a dated
 section with the machine description to bench/RESULTS.md. Usage: `python bench/run.py [--model M] [--n N]`.
@@ -45,6 +46,7 @@ def child_answer(index_dir: str, model: str, n: int) -> dict:
     t0 = time.perf_counter()
     pipe = RagPipeline.from_settings(Settings(index_dir=Path(index_dir), model=model))
     load_s = time.perf_counter() - t0
+    prefill = prefill_rate(pipe.generator)
     pipe.warm()  # read the fixed prompt prefix once, as the app does
     rows = []
     for q in (QUESTIONS * 3)[:n]:
@@ -54,6 +56,7 @@ def child_answer(index_dir: str, model: str, n: int) -> dict:
             {
                 "q": q,
                 "ttft": a.timings.ttft_s,
+                "first_sentence": a.timings.first_sentence_s,
                 "total": a.timings.total_s,
                 "retrieve": a.timings.retrieve_s,
                 "tokens": a.tokens,
@@ -61,7 +64,24 @@ def child_answer(index_dir: str, model: str, n: int) -> dict:
                 "refused": a.refused,
             }
         )
-    return {"load_s": load_s, "rows": rows}
+    return {"load_s": load_s, "rows": rows, "prefill_tps": prefill}
+
+
+def prefill_rate(generator, n: int = 512) -> float | None:
+    """The model's prompt-reading speed in tokens/s (best of 3 over `n` tokens), so timings taken on
+    different days can be compared; None for a backend without a llama.cpp context."""
+    llm = getattr(generator, "_llm", None)
+    if llm is None:
+        return None
+    tokens = llm.tokenize(("The government signed a memorandum of understanding with OpenAI. " * 60).encode())[:n]
+    best = 0.0
+    for _ in range(3):
+        llm.reset()
+        t0 = time.perf_counter()
+        llm.eval(tokens)
+        best = max(best, len(tokens) / (time.perf_counter() - t0))
+    llm.reset()
+    return best
 
 
 def run_child(args: list[str]) -> tuple[dict, float]:
@@ -93,6 +113,8 @@ def main() -> None:
     ans, ans_rss = run_child(["--child", "answer", "--index-dir", a.index_dir, "--model", a.model, "--n", str(a.n)])
     rows = ans["rows"]
     ttft = [r["ttft"] for r in rows if not r["refused"] or r["tokens"]]
+    first = [r["first_sentence"] for r in rows if r["first_sentence"]] or [0.0]
+    prefill = f"{ans['prefill_tps']:.0f} tokens/s" if ans.get("prefill_tps") else "not measured (backend)"
     total = [r["total"] for r in rows]
     tps = [r["tps"] for r in rows if r["tps"]]
     commit = subprocess.run(
@@ -110,7 +132,10 @@ def main() -> None:
         f"| index build peak RSS | {idx_rss:.0f} MB |",
         f"| pipeline load (embedder + index + model) | {ans['load_s']:.1f} s |",
         f"| questions answered | {len(rows)} |",
+        f"| prefill rate (512 tokens, best of 3) | {prefill} |",
         f"| time to first token p50 / p95 | {statistics.median(ttft):.2f} / {pct(ttft, 0.95):.2f} s |",
+        f"| time to first checked sentence p50 / p95 ({len([r for r in rows if r['first_sentence']])} streamed) "
+        f"| {statistics.median(first):.2f} / {pct(first, 0.95):.2f} s |",
         f"| total answer time p50 / p95 | {statistics.median(total):.2f} / {pct(total, 0.95):.2f} s |",
         f"| retrieval p50 | {statistics.median(r['retrieve'] for r in rows) * 1000:.0f} ms |",
         f"| generation speed p50 | {statistics.median(tps) if tps else 0:.1f} tokens/s |",
