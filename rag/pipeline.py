@@ -30,7 +30,7 @@ from rag.errors import BadInputError, EmptyQuestionError
 from rag.evidence import Quote, ranked_sentences
 from rag.generation import Generator, OpeningFloor, stream_text
 from rag.prompts import REFUSAL, answer_messages, rewrite_messages
-from rag.query import with_focus
+from rag.query import question_parts, with_focus
 from rag.retrieval import HybridRetriever, RetrievalResult
 from rag.settings import Settings, shipped
 from rag.stopping import StopSignal, acquire_unless
@@ -261,9 +261,24 @@ class RagPipeline:
 
     def retrieve(self, query: str, k: int | None = None, also: tuple[str, ...] = ()) -> RetrievalResult:
         """The passages given to the model for a standalone `query` (with the documents' focus
-        added when it asks about "the deal" without naming anyone), fused with those for `also`."""
-        focused = tuple(with_focus(q, self.options.focus_query) for q in (query, *also))
-        return self.retriever.retrieve(focused[0], k or self.options.top_k, also=focused[1:])
+        added when it asks about "the deal" without naming anyone), fused with those for `also`
+        and for each party of a question that compares two; the best passage of each party is
+        among them."""
+        k = k or self.options.top_k
+        parts = question_parts(query)
+        focused = tuple(with_focus(q, self.options.focus_query) for q in (query, *also, *parts))
+        result = self.retriever.retrieve(focused[0], k, also=focused[1:])
+        bests = [h for part in focused[len(focused) - len(parts) :] for h in self.retriever.retrieve(part, 1).hits]
+        keep = {h.chunk.chunk_id for h in bests}
+        for best in bests:
+            ids = [h.chunk.chunk_id for h in result.hits]
+            if best.chunk.chunk_id in ids:
+                continue
+            # In place of the lowest-ranked passage that is no part's best.
+            spare = [i for i, c in enumerate(ids) if c not in keep]
+            if spare:
+                result.hits[spare[-1]] = best
+        return result
 
     def follow_up_query(self, question: str, history: list[dict[str, str]]) -> tuple[str, ...]:
         """What a follow-up also searches with: its own words after the previous question. The rewrite
