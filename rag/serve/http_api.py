@@ -181,7 +181,8 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_bytes=library.max_bytes)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    if origins := cors_origins(settings):  # pages on these origins may call the API and read its replies
+    origins = cors_origins(settings)
+    if origins:  # pages on these origins may call the API and read its replies
         app.add_middleware(
             CORSMiddleware,
             allow_origins=sorted(origins),
@@ -190,7 +191,8 @@ def create_app(
             expose_headers=["retry-after"],
         )
 
-    auth = [Depends(guard(admission, "reader"))]
+    # A page on any other origin is refused before its key is checked or anything runs.
+    auth = [Depends(same_origin(origins)), Depends(guard(admission, "reader"))]
     api = APIRouter(prefix="/api", dependencies=auth)
     add_answer_routes(api, pipeline, library, metrics, admission.gate)
     add_document_routes(api, library, settings, admission)
@@ -250,15 +252,17 @@ UPLOAD_BODY = {
 
 
 def same_origin(allowed: set[str]) -> Any:
-    """A dependency that refuses a request sent by a page from another origin than the app's own
-    or one in `allowed` (a cross-site form can POST multipart without asking first). Requests
-    with no `Origin` header (curl, scripts) pass."""
+    """A dependency that refuses (403) a request sent by a page from another origin than the app's
+    own or one in `allowed`. CORS alone would only hide the reply: a browser sends some requests
+    cross-site without asking first (a form's multipart upload, a question posted as a typeless
+    Blob), and the model would still answer them. Requests with no `Origin` header (curl,
+    scripts) pass."""
 
     async def check(request: Request) -> None:
         origin = request.headers.get("origin")
         if not origin_allowed(origin, request.url.scheme, request.headers.get("host", ""), allowed):
             raise ForbiddenError(
-                f"Uploads from the page at {origin} are refused: upload from this app's own page, "
+                f"Requests from the page at {origin} are refused: use this app's own page, "
                 "or add that origin to RAG_CORS_ORIGINS."
             )
 
