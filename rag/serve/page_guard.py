@@ -113,7 +113,8 @@ class PageGuard:
         app: the whole app.
         admission: the shared keys, sign-ins and throttle.
         allowed_origins: the sites besides the app's own whose pages may POST (`RAG_CORS_ORIGINS`).
-        api_prefixes: paths that are the API's, left to its own dependencies.
+        api_prefixes: paths that are the API's, left to its own dependencies (and `/widget.js`,
+            which other sites' pages load without signing in: it holds no secret).
     """
 
     def __init__(
@@ -121,7 +122,17 @@ class PageGuard:
         app: ASGIApp,
         admission: Admission,
         allowed_origins: set[str],
-        api_prefixes: tuple[str, ...] = ("/api/", "/v1/", "/healthz", "/metrics", "/openapi.json", "/login", "/logout"),
+        api_prefixes: tuple[str, ...] = (
+            "/api/",
+            "/v1/",
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+            "/login",
+            "/logout",
+            "/mcp",  # MCP clients: keys and limits at its own door (rag.serve.mcp_server.McpDoor)
+            "/widget.js",
+        ),
     ) -> None:
         self.app = app
         self.admission = admission

@@ -1,6 +1,6 @@
 """Serve the API and the browser chat from one process, showing a loading page while the model loads.
 
-`build_app` composes a built pipeline into the full app (API routes, browser chat at "/").
+`build_app` composes a built pipeline into the full app (API routes, MCP at `/mcp`, browser chat at "/").
 `WarmupApp` is the ASGI app uvicorn serves from the first second: it answers with a loading page
 (and 503s from the API) until `ready()` hands it the full app, then forwards every request.
 This module does not build the pipeline; `app.py` does that in a background thread.
@@ -28,14 +28,16 @@ from rag.serve.chat_ui import build_ui, mount_ui
 from rag.serve.error_responses import error_body, public_message
 from rag.serve.feedback import FeedbackLog
 from rag.serve.http_api import cors_origins, create_app
+from rag.serve.mcp_server import MCP_PATH, build_mcp_server, mount_mcp, refusal
 from rag.serve.page_guard import PageGuard, add_login_routes
+from rag.serve.widget import add_widget_route
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def build_app(pipeline: RagPipeline, settings: Settings, library: DocumentLibrary | None = None) -> FastAPI:
-    """The whole app: the HTTP API plus the browser chat mounted at "/".
+    """The whole app: the HTTP API, the MCP server at `/mcp`, and the browser chat mounted at "/".
 
     Args:
         pipeline: a built pipeline.
@@ -53,6 +55,9 @@ def build_app(pipeline: RagPipeline, settings: Settings, library: DocumentLibrar
     metrics = app.state.metrics
     origins = cors_origins(settings)
     add_login_routes(app, admission, origins)
+    add_widget_route(app)  # /widget.js, for other sites' pages (before the page takes "/")
+    mcp = build_mcp_server(pipeline, library, admission.gate, on_answer=lambda a: metrics.observe_answer(a, "mcp"))
+    mount_mcp(app, mcp, admission, settings)  # /mcp for MCP clients, behind the same admission
     app.add_middleware(PageGuard, admission=admission, allowed_origins=origins)
     ui = build_ui(
         pipeline,
@@ -114,6 +119,8 @@ def loading_app(state: WarmupApp) -> FastAPI:
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"])
     async def anything(path: str) -> Any:
+        if path == MCP_PATH.lstrip("/"):  # an MCP client reads a JSON-RPC error
+            return refusal(ModelLoadingError(state.error or ModelLoadingError().args[0]), retry_after_s=10)
         if path.startswith(("api/", "v1/", "metrics")):
             e = ModelLoadingError(state.error or ModelLoadingError().args[0])
             return JSONResponse(error_body(e.code, str(e)), status_code=e.status, headers={"Retry-After": "10"})
