@@ -50,7 +50,10 @@ class ScriptedGenerator:
     supports_opening_floor = False
 
     def __init__(
-        self, replies: list[str] | None = None, default: str = "I can't find that in the documents.", per_word_s: float = 0.0
+        self,
+        replies: list[str] | None = None,
+        default: str = "I can't find that in the documents.",
+        per_word_s: float = 0.0,
     ) -> None:
         self.name = "scripted"
         self.per_word_s = per_word_s  # a pause before each word, to tell when things arrive

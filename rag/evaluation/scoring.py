@@ -225,7 +225,12 @@ def summarise(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["partial_unanswerable"] = (
         m.mean([1.0 if s.get("partial") else 0.0 for s in unanswerable]) if unanswerable else None
     )
-    timers = ("ttft", "ttft_s"), ("first_sentence", "first_sentence_s"), ("total", "total_s"), ("retrieve", "retrieve_s")
+    timers = (
+        ("ttft", "ttft_s"),
+        ("first_sentence", "first_sentence_s"),
+        ("total", "total_s"),
+        ("retrieve", "retrieve_s"),
+    )
     for name, key in timers:
         values = [s[key] for s in scores if s.get(key) is not None]
         out[f"{name}_p50_s"] = m.percentile(values, 50)

@@ -117,6 +117,8 @@ def loading_app(state: WarmupApp) -> FastAPI:
             return JSONResponse({"status": "error", "message": state.error}, status_code=503)
         return JSONResponse({"status": "loading", "message": "Loading the model…"}, status_code=503)
 
+    add_widget_route(app)  # host pages opened while the model loads still get their widget
+
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"])
     async def anything(path: str) -> Any:
         if path == MCP_PATH.lstrip("/"):  # an MCP client reads a JSON-RPC error

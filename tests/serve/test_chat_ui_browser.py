@@ -38,7 +38,7 @@ pytestmark = [
 @pytest.fixture
 def app_url(make_pipeline, settings):
     pipe, _ = make_pipeline()
-    pipe.generator = EchoGenerator(delay=0.12)  # slow enough to see the draft stream in
+    pipe.generator = EchoGenerator(delay=0.12)  # slow enough to see the answer being written
     with serve(build_app(pipe, settings, DocumentLibrary(pipe.retriever, settings))) as url:
         yield url
 
@@ -69,9 +69,10 @@ def test_chat_cites_follows_up_and_answers_from_an_upload(app_url, browser, sett
     expect(page).to_have_title("UK AI policy documents — cited answers", timeout=20_000)
     expect(page.get_by_role("button", name="Ask", exact=True)).to_be_visible()
 
-    # 1. A streamed answer: the draft shows first, then the checked answer with a linked [1].
+    # 1. A streamed answer: "writing" shows first (never the unchecked draft), then the checked
+    # answer with a linked [1].
     ask(page, "Which sectors could OpenAI work with?")
-    expect(page.locator("#rag-chat .rag-drafting", has_text="Draft")).to_be_visible(timeout=20_000)
+    expect(page.locator("#rag-chat .rag-drafting", has_text="Writing and checking")).to_be_visible(timeout=20_000)
     link = page.locator('#rag-chat a[href="#src-1-1"]')
     expect(link).to_be_visible(timeout=20_000)
     expect(page.locator("#rag-chat")).to_contain_text("education")

@@ -26,6 +26,8 @@ def test_loading_page_then_the_full_app(echo_pipeline, settings):
         assert httpx.get(f"{url}/healthz").json()["status"] == "loading"
         err = httpx.post(f"{url}/api/ask", json={"question": "x"})
         assert err.status_code == 503 and err.json()["error"]["code"] == "loading"
+        widget = httpx.get(f"{url}/widget.js")  # a host page opened while the model loads gets its widget
+        assert widget.status_code == 200 and widget.headers["content-type"].startswith("application/javascript")
 
         server.ready(build_app(echo_pipeline, settings, DocumentLibrary(echo_pipeline.retriever, settings)))
 
