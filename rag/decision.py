@@ -83,7 +83,8 @@ class DecisionOptions:
             the fitted decision doubts the question. On dev retrieval (167 items, no model), a
             passage of the asked kind reaches 0.75 for 13.6% of answerable and 4.1% of unanswerable
             questions; 0.5 for 43% and 25%: lower quotes too many of the unanswerable.
-        evidence_sentences: at most this many sentences are quoted as evidence.
+        evidence_sentences: at most this many sentences are quoted as evidence (0: none, so a draft
+            that cannot be shown is refused).
     """
 
     answerability: AnswerabilityModel | None = None
@@ -119,6 +120,8 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     could not be shown but the passages are on the question's subject: the fitted decision finds
     the question answerable, or a sentence's passage names most of the subject (`min_coverage`).
     Only sentences that state the kind of thing asked are quoted."""
+    if opts.evidence_sentences <= 0:
+        return None
     p = p_answerable(draft, opts)
     answerable = p is not None and opts.answerability is not None and p >= opts.answerability.threshold
     subject = set(tokenize(draft.question))

@@ -71,6 +71,9 @@ def test_a_refused_draft_on_the_subject_shows_the_closest_sentences_of_the_asked
     assert all("approved" not in c.quote for c in verdict.checked.citations)  # no sum in it: not quoted
     assert verdict.checked.citations[0].doc_id == "harbour" and not verdict.checked.refused
     assert "the model said the documents do not hold it" in verdict.reason
+    # With no sentences to quote, the step stands aside and the refusal decides.
+    assert evidence_excerpt(d, DecisionOptions(min_coverage=0.6, evidence_sentences=0)) is None
+    assert decide(d, DecisionOptions(min_coverage=0.6, evidence_sentences=0)).step == "off_topic"
 
 
 def test_no_evidence_when_no_passage_names_the_subject():

@@ -3,7 +3,9 @@ recorded drafts through `RagPipeline.finish` once per candidate value, then choo
 four fifths of the items and score it on the fifth, over repeated random splits.
 
 `python -m rag.evaluation.decision_cv RUN --knob min_coverage --values 0.5 0.6 0.7` prints the
-in-sample figures of each value and the held-out figures of choosing among them. No model runs.
+in-sample figures of each value and the held-out figures of choosing among them. Values are JSON
+(`true`, `false`, `null`, numbers) or `shipped` for the knob's shipped value, so a step can be
+judged against its absence: `--knob answer_type_check --values shipped false`. No model runs.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("run", type=Path)
     ap.add_argument("--knob", default="min_coverage")
-    ap.add_argument("--values", nargs="+", type=float, required=True)
+    ap.add_argument("--values", nargs="+", required=True, help="JSON values, or `shipped`")
     ap.add_argument("--questions", type=Path, default=Path("evals/qa.jsonl"))
     args = ap.parse_args()
     from rag.generation import NoGenerator
@@ -90,8 +92,12 @@ def main() -> None:
 
     settings = Settings()
     pipeline = RagPipeline.from_settings(settings, generator=NoGenerator())
+    own = pipeline.decision if hasattr(pipeline.decision, args.knob) else pipeline.options
+    shipped = getattr(own, args.knob)
+    values = {v: shipped if v == "shipped" else json.loads(v) for v in args.values}
     by_value = {
-        v: replayed_scores(pipeline, args.run, args.questions, settings.corpus_dir, args.knob, v) for v in args.values
+        label: replayed_scores(pipeline, args.run, args.questions, settings.corpus_dir, args.knob, v)
+        for label, v in values.items()
     }
     for v, scores in by_value.items():
         print(json.dumps({"value": v, **{k: round(x, 3) for k, x in figures(list(scores.values())).items()}}))
