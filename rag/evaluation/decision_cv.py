@@ -65,6 +65,7 @@ def cross_validate(by_value: dict[Any, dict[str, dict]], folds: int = 5, repeats
     held: dict[str, list[float]] = {"fr": [], "rr": [], "kf": [], "sep": []}
     for seed in range(repeats):
         order = np.random.default_rng(seed).permutation(len(ids))
+        pooled: list[dict] = []  # each item scored with the value chosen on the folds without it
         for fold in np.array_split(order, folds):
             test = {ids[i] for i in fold}
             train = [i for i in ids if i not in test]
@@ -74,9 +75,10 @@ def cross_validate(by_value: dict[Any, dict[str, dict]], folds: int = 5, repeats
                 return (f["sep"], -f["fr"])
 
             best = max(by_value, key=fit_score)
-            f = figures([by_value[best][i] for i in test])
-            for k in held:
-                held[k].append(f[k])
+            pooled += [by_value[best][i] for i in sorted(test)]
+        # Pooled, not averaged per fold: a fold may hold no unanswerable item.
+        for k, x in figures(pooled).items():
+            held[k].append(x)
     return {k: float(np.mean(v)) for k, v in held.items()}
 
 
