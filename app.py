@@ -15,6 +15,7 @@ import uvicorn
 
 from rag.errors import RagError
 from rag.pipeline import RagPipeline
+from rag.serve.http_api import cors_origins
 from rag.serve.server import WarmupApp, build_app, uvicorn_options
 from rag.settings import Settings
 
@@ -42,7 +43,7 @@ def main() -> None:
         settings = Settings.load()
     except RagError as e:
         raise SystemExit(f"error: {e}") from None
-    server = WarmupApp()
+    server = WarmupApp(cors_origins(settings))  # a widget on a listed site reads the 503s while loading
     threading.Thread(target=load, args=(server, settings), name="load-model", daemon=True).start()
     log.info("serving on http://%s:%d/ (the page shows progress while the model loads)", settings.host, settings.port)
     uvicorn.run(server, log_level="info", **uvicorn_options(settings))

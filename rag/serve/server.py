@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.types import Receive, Scope, Send
 
@@ -107,9 +108,18 @@ body {{ font-family: system-ui, sans-serif; max-width: 40em; margin: 15vh auto; 
 </script></body></html>"""
 
 
-def loading_app(state: WarmupApp) -> FastAPI:
-    """What is served until the model is ready: a self-refreshing page, `/healthz` and 503s."""
+def loading_app(state: WarmupApp, origins: set[str] = frozenset()) -> FastAPI:
+    """What is served until the model is ready: a self-refreshing page, `/healthz` and 503s (with
+    CORS headers for `origins`, so a widget on a listed site can say the model is loading)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=sorted(origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type"],
+            expose_headers=["retry-after"],
+        )
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -142,9 +152,9 @@ class WarmupApp:
     when the app arrives, and closes it at shutdown.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, origins: set[str] = frozenset()) -> None:
         self.error: str | None = None
-        self._target: Any = loading_app(self)
+        self._target: Any = loading_app(self, origins)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = threading.Event()
         self._stack = contextlib.AsyncExitStack()

@@ -41,6 +41,15 @@ def test_loading_page_then_the_full_app(echo_pipeline, settings):
         assert httpx.get(f"{url}/config").status_code == 200
 
 
+def test_while_loading_a_listed_site_can_read_the_503():
+    server = WarmupApp({"http://127.0.0.1:9"})
+    with serve(server) as url:
+        listed = httpx.post(f"{url}/api/ask", json={"question": "x"}, headers={"Origin": "http://127.0.0.1:9"})
+        other = httpx.post(f"{url}/api/ask", json={"question": "x"}, headers={"Origin": "http://evil.example"})
+    assert listed.status_code == 503 and listed.headers["access-control-allow-origin"] == "http://127.0.0.1:9"
+    assert other.status_code == 503 and "access-control-allow-origin" not in other.headers
+
+
 def test_a_failed_load_is_shown_not_hidden():
     server = WarmupApp()
     with serve(server) as url:
