@@ -2,7 +2,7 @@
 rewrite a follow-up -> retrieve -> prompt -> generate (streaming) -> check citations -> `Answer`.
 
 While the model writes, each sentence it finishes is checked; once the checked sentences so far
-already make an answer `rag.decision` will show (note 0006), they are sent as `Sentence` events,
+already make an answer `rag.decision` will show (note 0007), they are sent as `Sentence` events,
 which are never taken back: the final answer begins with them and can only add to them.
 
 It receives every collaborator in its constructor; `from_settings` builds the real ones.
@@ -464,6 +464,8 @@ class SentenceRelease:
     def feed(self, piece: str, p_refusal: float | None) -> list[Sentence]:
         """Sentences released by `piece` (only a sentence followed by the next one's start is finished)."""
         self.raw += piece
+        if not self.can_settle:
+            return []  # everything comes at the end: nothing to check before it
         pieces = split_sentences(self.raw)
         # A sentence is finished once the next has begun: a word, not only a marker that may be its own.
         finished = pieces[:-1] if pieces and re.search(r"\w", MARKER_OR_PART.sub("", pieces[-1])) else pieces[:-2]
@@ -471,7 +473,7 @@ class SentenceRelease:
             return []
         self.done = len(finished)
         checked = self.pipeline.checker.check(" ".join(finished), self.hits, self.question)
-        if not self.settled and self.can_settle:
+        if not self.settled:
             signals = {"best_dense": self.best_dense, "p_refusal": p_refusal}
             signals, fits = self.pipeline.checked_signals(self.question, self.raw, checked, signals)
             draft = Draft(self.question, self.hits, self.raw, checked, [], signals, fits)

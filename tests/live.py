@@ -86,3 +86,36 @@ class EchoGenerator:
             if self.delay:
                 time.sleep(self.delay)
             yield word + " "
+
+
+# --- headless Chromium for the browser tests (Debian's build; Playwright never downloads one) ---
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+NO_CHROMIUM = f"needs Chromium at {CHROMIUM} (apt-get install chromium)"
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium browser (Playwright's `Browser`), closed when the block ends."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def ask(page: Any, question: str) -> None:
+    """Type `question` in the box labelled "Your question" (the page's and the widget's) and send it."""
+    box = page.get_by_label("Your question")
+    box.fill(question)
+    box.press("Enter")

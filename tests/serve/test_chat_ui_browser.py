@@ -17,21 +17,13 @@ import pytest
 
 from rag.library import DocumentLibrary
 from rag.serve.server import build_app
-from tests.live import EchoGenerator, serve
+from tests.live import CHROMIUM, NO_CHROMIUM, EchoGenerator, ask, chromium, serve
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 NOTE = "---\ntitle: Zephyr lighthouse note\n---\n\n# Zephyr lighthouse\n\nThe zephyr lighthouse programme funds coastal AI labs in Cornwall.\n"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM} (apt-get install chromium)"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=NO_CHROMIUM),
 ]
 
 
@@ -45,18 +37,8 @@ def app_url(make_pipeline, settings):
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
-
-
-def ask(page, question: str) -> None:
-    box = page.get_by_label("Your question")
-    box.fill(question)
-    box.press("Enter")
 
 
 def test_chat_cites_follows_up_and_answers_from_an_upload(app_url, browser, settings, tmp_path):
@@ -174,12 +156,11 @@ def take_screenshots(
     timeout_ms: int = 300_000,
 ) -> list[Path]:
     """Desktop (1280x900) and phone (390x844) screenshots of a cited answer, with its source open."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    with sync_playwright() if browser is None else contextlib.nullcontext() as p:
-        b = browser or p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() if browser is None else contextlib.nullcontext(browser) as b:
         for name, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
             page = b.new_page(viewport=viewport, device_scale_factor=1)
             page.goto(url)
@@ -194,8 +175,6 @@ def take_screenshots(
             out.append(folder / f"sources-{name}.png")
             page.screenshot(path=str(out[-1]))
             page.close()
-        if browser is None:
-            b.close()
     return out
 
 

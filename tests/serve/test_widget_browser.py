@@ -32,25 +32,15 @@ from pydantic import SecretStr
 from rag.library import DocumentLibrary
 from rag.serve.server import WarmupApp, build_app, uvicorn_options
 from rag.serve.widget import CACHE_CONTROL, widget_script
-from tests.live import EchoGenerator, serve
+from tests.live import CHROMIUM, NO_CHROMIUM, EchoGenerator, ask, chromium, serve
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 KEY = "reader"
 TITLE = "Ask the AI policy documents"
 QUESTION = "Which sectors could OpenAI work with?"
 SECTORS = "education, defence, security and justice"
 SHOTS = os.environ.get("RAG_SCREENSHOT_DIR")
 
-needs_chromium = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM} (apt-get install chromium)"
-)
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=NO_CHROMIUM)
 
 # The host page tries to restyle everything, the widget's class names included: none of it may
 # reach the widget, and none of the widget's styles may reach the page.
@@ -181,18 +171,8 @@ def app(make_pipeline, settings, sites) -> Iterator[tuple[str, EchoGenerator]]:
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
-
-
-def ask(page, question: str) -> None:
-    box = page.get_by_label("Your question")
-    box.fill(question)
-    box.press("Enter")
 
 
 def shot(page, name: str) -> None:
