@@ -1,7 +1,8 @@
 """The saved index: chunks and documents on disk with a manifest, vectors in a store.
 
 A saved index is a build folder `index/builds/<id>/` holding `manifest.json`, `chunks.jsonl`,
-`documents.jsonl` and what the vector store keeps there (`vectors.faiss` for FAISS; a Milvus
+`documents.jsonl`, the keyword index (`keywords/`, `rag.keywords`; none when the vector store ranks
+by keyword itself) and what the vector store keeps there (`vectors.faiss` for FAISS; a Milvus
 collection lives in Milvus and the manifest names it); the file `index/CURRENT` names the build
 in use and is replaced atomically, so an interrupted build leaves the previous index usable.
 Every file, the build folder and the pointer are fsynced before the next step; the manifest
@@ -29,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.errors import IndexMissingError, IndexStaleError, ServerBusyError
+from rag.keywords import FOLDER as KEYWORDS_FOLDER
+from rag.keywords import KeywordIndex
 from rag.stores.base import VectorIndex, chunk_key
 from rag.types import Chunk, Document
 
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: vectors keyed by chunk id (`rag.stores`), store named in the manifest
+FORMAT_VERSION = 3  # 2: vectors keyed by chunk id (`rag.stores`), store named in the manifest; 3: keyword index saved
 CHUNKER_VERSION = 1  # bump when chunking logic changes, so old indexes read as stale
 WRITE_LOCK = ".write.lock"  # in the index folder; every writer of the saved index holds it
 TMP_KEEP_SECONDS = 600.0  # a `.tmp-*` build younger than this may be another writer's, still going
@@ -50,12 +53,16 @@ class IndexData:
 
     One store may serve several `IndexData` versions (an upload changes it in place), so ids the
     store returns are mapped to rows of this version's `chunks`, and ids it does not list are dropped.
+    `keywords` is the saved keyword index, None when the store ranks by keyword or none was built;
+    `doc_freq` how many documents hold each word (None: not counted yet).
     """
 
     manifest: dict[str, Any]
     chunks: list[Chunk]
     vectors: VectorIndex
     documents: dict[str, Document] = field(default_factory=dict)
+    keywords: KeywordIndex | None = None
+    doc_freq: dict[str, int] | None = None
     rows: dict[int, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -177,13 +184,19 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def build_files(folder: Path) -> dict[str, str]:
-    """`{relative name: sha256}` of every file in a build folder but the manifest, which lists them."""
-    return {
-        str(p.relative_to(folder)): file_sha256(p)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
-    }
+def build_files(folder: Path, known: dict[str, str] | None = None) -> dict[str, str]:
+    """`{relative name: sha256}` of every file in a build folder but the manifest, which lists them.
+
+    Args:
+        known: hashes already known (of files just written, or linked from an earlier build), not recomputed.
+    """
+    known = known or {}
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        name = str(p.relative_to(folder))
+        if p.is_file() and p.name != "manifest.json":
+            out[name] = known.get(name) or file_sha256(p)
+    return out
 
 
 def _build_started(name: str) -> str | None:
@@ -233,20 +246,30 @@ def save_index(index_dir: Path, data: IndexData) -> Path:
     tmp = builds / f".tmp-{build.name}"
     tmp.mkdir()
     data.manifest["vector_store"] = data.vectors.save(tmp)
+    known: dict[str, str] = {}
+    if data.keywords is not None:
+        keywords = data.keywords.save(tmp)
+        known = keywords.pop("files")
+        data.manifest["keywords"] = keywords
+    else:
+        data.manifest.pop("keywords", None)
     with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
         for c in data.chunks:
             f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
     with open(tmp / "documents.jsonl", "w", encoding="utf-8") as f:
         for d in data.documents.values():
             f.write(json.dumps(asdict(d), ensure_ascii=False) + "\n")
-    data.manifest["files"] = build_files(tmp)
+    if data.doc_freq is not None:
+        (tmp / "doc_freq.json").write_text(json.dumps(data.doc_freq, ensure_ascii=False), encoding="utf-8")
+    data.manifest["files"] = build_files(tmp, known)
     (tmp / "manifest.json").write_text(json.dumps(data.manifest, indent=2))
-    for p in tmp.rglob("*"):
-        if p.is_file():
-            fsync_path(p)
+    for p in tmp.rglob("*"):  # files, and folders (the names in them)
+        fsync_path(p)
     fsync_path(tmp)
     os.replace(tmp, build)
     fsync_path(builds)
+    if data.keywords is not None:
+        data.keywords.saved(build, data.manifest["files"])
     pointer = index_dir / ".CURRENT.tmp"
     with open(pointer, "w") as f:
         f.write(build.name + "\n")
@@ -346,10 +369,13 @@ def load_index(index_dir: Path, expected: dict[str, Any] | None = None, settings
         with open(build / "documents.jsonl", encoding="utf-8") as f:
             docs = [Document(**json.loads(line)) for line in f]
         vectors = load_store(build, manifest, settings)
+        keywords = KeywordIndex.open(build / KEYWORDS_FOLDER, manifest.get("files")) if "keywords" in manifest else None
+        doc_freq_file = build / "doc_freq.json"
+        doc_freq = json.loads(doc_freq_file.read_text(encoding="utf-8")) if doc_freq_file.is_file() else None
     except (OSError, ValueError, RuntimeError) as e:
         raise IndexMissingError(
             f"the index in {build} is damaged ({e}): rebuild it with `python -m rag index`"
         ) from None
-    if len(chunks) != len(vectors):
+    if len(chunks) != len(vectors) or (keywords is not None and len(keywords) != len(chunks)):
         raise IndexMissingError(f"the index in {build} is inconsistent: rebuild it with `python -m rag index`")
-    return IndexData(manifest=manifest, chunks=chunks, vectors=vectors, documents={d.doc_id: d for d in docs})
+    return IndexData(manifest, chunks, vectors, {d.doc_id: d for d in docs}, keywords, doc_freq)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 from rag.chunking import chunk_corpus, embedding_text
@@ -26,6 +27,8 @@ from rag.index import (
     save_index,
     write_lock,
 )
+from rag.keywords import KeywordIndex
+from rag.lexical import tokenize
 from rag.loaders import corpus_files, load_corpus
 from rag.settings import Settings
 from rag.stores.base import chunk_keys
@@ -112,8 +115,13 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
         store=expected["store"],
     )
     store.build(chunk_keys(chunks), vectors, chunks)
+    keywords = None
+    if not store.keyword:  # the store's engine does not rank by keyword: we do, from a saved index
+        keywords = KeywordIndex()
+        keywords.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
+    doc_freq = Counter(w for d in docs for w in set(tokenize(d.body)))
     manifest["build_seconds"] = round(time.perf_counter() - t0, 2)
-    data = IndexData(manifest, chunks, store, {d.doc_id: d for d in docs})
+    data = IndexData(manifest, chunks, store, {d.doc_id: d for d in docs}, keywords, dict(doc_freq))
     # Only the save holds the lock: uploads go on during the (long) embedding, and one saved
     # meanwhile is left out of this index but kept in the uploads folder, which `reconcile()` follows.
     with write_lock(settings.index_dir):

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from rag.chunking import embedding_text
 from rag.embedding import Embedder
 from rag.index import IndexData
-from rag.lexical import KeywordIndex, tokenize
+from rag.keywords import KeywordIndex
+from rag.lexical import tokenize
 from rag.stores.base import chunk_key, chunk_keys
 from rag.types import Chunk, Document, Hit, RetrievalResult
 
@@ -39,15 +40,11 @@ def jaccard(a: set[str], b: set[str]) -> float:
 
 
 class KeywordsByRow:
-    """A keyword search keyed by chunk, answering in rows of one `IndexData` (what `retrieve` reads);
-    `doc_freq` is how many passages hold each word (from our own index, whichever engine searches)."""
+    """A keyword search keyed by chunk, answering in rows of one `IndexData` (what `retrieve` reads)."""
 
-    def __init__(
-        self, data: IndexData, search: Callable[[str, int], list[tuple[int, float]]], doc_freq: dict[str, int]
-    ) -> None:
+    def __init__(self, data: IndexData, search: Callable[[str, int], list[tuple[int, float]]]) -> None:
         self.data = data
         self._search = search
-        self.doc_freq = doc_freq
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         return self.data.to_rows(self._search(query, k))
@@ -73,19 +70,31 @@ class HybridRetriever:
         self.rrf_k = rrf_k
         self.dedup_threshold = dedup_threshold
         self._lock = threading.RLock()
-        # Our own BM25, which an upload extends instead of rebuilding. A store whose engine ranks by
-        # keyword (Milvus' BM25) answers the lexical side; ours still gives `rare_terms` its counts.
-        self._keywords = KeywordIndex()
-        self._keywords.add(chunk_keys(data.chunks).tolist(), [embedding_text(c) for c in data.chunks])
-        # How many documents (not passages, whose text repeats their title) hold each word.
-        self._doc_words = {d.doc_id: set(tokenize(d.body)) for d in data.documents.values()}
-        self._doc_freq: Counter[str] = Counter(w for ws in self._doc_words.values() for w in ws)
+        # The lexical side: the store's engine when it ranks by keyword (Milvus' BM25), else the
+        # saved keyword index, which an upload extends; built here only for an index saved without one.
+        self._keywords = data.keywords
+        if self._keywords is None and not data.vectors.keyword:
+            self._keywords = KeywordIndex()
+            self._keywords.add(chunk_keys(data.chunks).tolist(), [embedding_text(c) for c in data.chunks])
+        # How many documents (not passages, whose text repeats their title) hold each word: saved
+        # with the index; counted here only for an index saved without them.
+        self._doc_freq: Counter[str] = Counter(
+            data.doc_freq
+            if data.doc_freq is not None
+            else (w for d in data.documents.values() for w in set(tokenize(d.body)))
+        )
         self._set(data)
 
     def _set(self, data: IndexData) -> None:
         self.data = data
-        search = data.vectors.keyword_search if data.vectors.keyword else self._keywords.search
-        self._bm25 = KeywordsByRow(data, search, self._keywords.doc_freq)
+        search = data.vectors.keyword_search if self._keywords is None else self._keywords.search
+        self._bm25 = KeywordsByRow(data, search)
+
+    def _version(self, chunks: list[Chunk], documents: dict[str, Document]) -> IndexData:
+        """A new `IndexData` over the same stores, with these chunks and documents (holds the lock)."""
+        manifest = {**self.data.manifest, "chunk_count": len(chunks), "doc_count": len(documents)}
+        doc_freq = {w: n for w, n in self._doc_freq.items() if n > 0}
+        return IndexData(manifest, chunks, self.data.vectors, documents, self._keywords, doc_freq)
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -144,12 +153,12 @@ class HybridRetriever:
         with self._lock:
             return self._doc_freq.get(word, 0)
 
-    def _count_words(self, doc_id: str, words: set[str] | None) -> None:
-        """Replace `doc_id`'s words in the document counts (None removes the document)."""
-        self._doc_freq.subtract(self._doc_words.pop(doc_id, set()))
-        if words is not None:
-            self._doc_words[doc_id] = words
-            self._doc_freq.update(words)
+    def _count_words(self, old: Document | None, new: Document | None) -> None:
+        """Replace a document's words in the document counts (holds the lock)."""
+        if old is not None:
+            self._doc_freq.subtract(set(tokenize(old.body)))
+        if new is not None:
+            self._doc_freq.update(set(tokenize(new.body)))
 
     def add_documents(self, docs: list[Document], chunks: list[Chunk]) -> IndexData:
         """Append documents and their chunks (embedding them) to the store; returns the new index.
@@ -161,12 +170,11 @@ class HybridRetriever:
             old = self.data
             if len(chunks):
                 old.vectors.add(chunk_keys(chunks), vecs, chunks)
-                self._keywords.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
-            documents = {**old.documents, **{d.doc_id: d for d in docs}}
+                if self._keywords is not None:
+                    self._keywords.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
             for d in docs:
-                self._count_words(d.doc_id, set(tokenize(d.body)))
-            manifest = {**old.manifest, "chunk_count": len(old.chunks) + len(chunks), "doc_count": len(documents)}
-            self._set(IndexData(manifest, old.chunks + chunks, old.vectors, documents))
+                self._count_words(old.documents.get(d.doc_id), d)
+            self._set(self._version(old.chunks + chunks, {**old.documents, **{d.doc_id: d for d in docs}}))
             return self.data
 
     def remove_document(self, doc_id: str) -> IndexData:
@@ -174,12 +182,11 @@ class HybridRetriever:
         with self._lock:
             old = self.data
             keep = [c for c in old.chunks if c.doc_id != doc_id]
-            documents = {k: v for k, v in old.documents.items() if k != doc_id}
-            self._count_words(doc_id, None)
-            manifest = {**old.manifest, "chunk_count": len(keep), "doc_count": len(documents)}
-            new = IndexData(manifest, keep, old.vectors, documents)  # maps ids first: searches skip the gone ones
-            self._set(new)
+            self._count_words(old.documents.get(doc_id), None)
+            # The new version maps ids first, so searches skip the gone ones before the stores drop them.
+            self._set(self._version(keep, {k: v for k, v in old.documents.items() if k != doc_id}))
             gone = [chunk_key(c.chunk_id) for c in old.chunks if c.doc_id == doc_id]
             old.vectors.delete(gone)
-            self._keywords.remove(gone)
+            if self._keywords is not None:
+                self._keywords.remove(gone)
             return self.data

@@ -131,7 +131,8 @@ def test_save_fsyncs_every_file_the_build_folder_and_the_pointer(settings, index
     monkeypatch.setattr(os, "fsync", recording)
     build = save_index(settings.index_dir, index_data)
     tmp = build.parent / f".tmp-{build.name}"
-    files = {str(tmp / p.name) for p in build.iterdir()}
+    files = {str(tmp / p.relative_to(build)) for p in build.rglob("*")}  # files and sub-folders
+    assert any("/keywords/" in f for f in files)
     assert files <= set(synced), files - set(synced)
     assert str(tmp) in synced  # the build folder, before its rename
     assert str(build.parent) in synced  # the rename itself

@@ -1,6 +1,7 @@
 import numpy as np
 
-from rag.lexical import BM25Index, KeywordIndex, tokenize
+from rag.keywords import KeywordIndex
+from rag.lexical import BM25Index, tokenize
 
 
 def corpus(n: int, seed: int = 0) -> list[str]:

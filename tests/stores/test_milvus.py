@@ -115,7 +115,23 @@ def test_an_engine_without_bm25_keeps_our_own_keyword_index(lite_settings, embed
     data = build_index(lite_settings, embedder, progress=False)
     assert not data.vectors.keyword and "sparse" not in data.vectors._fields()
     assert data.vectors.describe()["keyword_search"] == "in-process BM25"
-    r = HybridRetriever(open_index(lite_settings, embedder), embedder, candidates=10)
-    assert len(r._keywords) == len(r.chunks)  # our own BM25 holds every passage
+    opened = open_index(lite_settings, embedder)
+    assert opened.keywords is not None and opened.manifest["keywords"]["passages"] == len(opened.chunks)  # saved
+    r = HybridRetriever(opened, embedder, candidates=10)
+    assert r._keywords is opened.keywords and len(r._keywords) == len(r.chunks)  # ours holds every passage
     hit = r.retrieve("Will Cohere build data centres in Canada?", k=1).hits[0]
     assert hit.chunk.doc_id == "cohere-mou" and hit.lexical_rank == 1
+
+
+def test_an_engine_with_bm25_means_no_keyword_index_of_ours(lite_settings, embedder):
+    """Milvus ranks by keyword itself: nothing of ours is built, saved or opened for it."""
+    from rag.index import read_manifest
+    from rag.retrieval import HybridRetriever
+
+    data = build_index(lite_settings, embedder, progress=False)
+    assert data.vectors.keyword and data.keywords is None
+    build, manifest = read_manifest(lite_settings.index_dir)
+    assert "keywords" not in manifest and not (build / "keywords").exists()
+    r = HybridRetriever(open_index(lite_settings, embedder), embedder, candidates=10)
+    assert r._keywords is None
+    assert r.retrieve("Will Cohere build data centres in Canada?", k=1).hits[0].chunk.doc_id == "cohere-mou"
