@@ -30,12 +30,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.errors import IndexMissingError, IndexStaleError, ServerBusyError
-from rag.keywords import FOLDER as KEYWORDS_FOLDER
-from rag.keywords import KeywordIndex
 from rag.stores.base import VectorIndex, chunk_key
 from rag.types import Chunk, Document
 
 if TYPE_CHECKING:
+    from rag.keywords import KeywordIndex
     from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -357,6 +356,8 @@ def load_index(index_dir: Path, expected: dict[str, Any] | None = None, settings
         IndexStaleError: the manifest does not match `expected`, or a Milvus collection is out of step.
         VectorStoreError: the Milvus server cannot be reached.
     """
+    from rag.keywords import FOLDER as KEYWORDS_FOLDER
+    from rag.keywords import KeywordIndex
     from rag.stores.factory import load_store
 
     build, manifest = read_manifest(index_dir)

@@ -16,7 +16,6 @@ only the new segments and the dead lists.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -31,19 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from rag.index import file_sha256
 from rag.lexical import tokenize
 
 MAX_SEGMENTS = 8
 FOLDER = "keywords"
 _ARRAYS = ("keys", "lens", "offsets", "slots", "tfs")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -146,10 +138,10 @@ class Segment:
                 (dest / name).write_text(json.dumps(list(self.terms), ensure_ascii=False), encoding="utf-8")
             else:
                 np.save(dest / name, getattr(self, name[:-4]), allow_pickle=False)
-            hashes[name] = _sha256(dest / name)
+            hashes[name] = file_sha256(dest / name)
         if self.dead is not None and self.dead.any():  # changes with every removal: always written
             np.save(dest / "dead.npy", np.flatnonzero(self.dead).astype(np.int64), allow_pickle=False)
-            hashes["dead.npy"] = _sha256(dest / "dead.npy")
+            hashes["dead.npy"] = file_sha256(dest / "dead.npy")
         return hashes
 
     @classmethod
@@ -289,7 +281,7 @@ class KeywordIndex:
             "bm25": {"k1": self.k1, "b": self.b, "epsilon": self.epsilon},
         }
         (root / "segments.json").write_text(json.dumps(meta, indent=1))
-        files[f"{FOLDER}/segments.json"] = _sha256(root / "segments.json")
+        files[f"{FOLDER}/segments.json"] = file_sha256(root / "segments.json")
         return {"passages": state.n, "segments": len(state.segments), "files": files}
 
     def saved(self, folder: Path, files: dict[str, str]) -> None:
