@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from pathlib import Path
 
 from rag.chunking import chunk_corpus, embedding_text
@@ -28,7 +27,7 @@ from rag.index import (
     write_lock,
 )
 from rag.keywords import KeywordIndex
-from rag.lexical import tokenize
+from rag.lexical import document_frequency
 from rag.loaders import corpus_files, load_corpus
 from rag.settings import Settings
 from rag.stores.base import chunk_keys
@@ -118,8 +117,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
     keywords = None
     if not store.keyword:  # the store's engine does not rank by keyword: we do, from a saved index
         keywords = KeywordIndex()
-        keywords.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
-    doc_freq = Counter(w for d in docs for w in set(tokenize(d.body)))
+        keywords.add_chunks(chunks)
+    doc_freq = document_frequency(d.body for d in docs)
     manifest["build_seconds"] = round(time.perf_counter() - t0, 2)
     data = IndexData(manifest, chunks, store, {d.doc_id: d for d in docs}, keywords, dict(doc_freq))
     # Only the save holds the lock: uploads go on during the (long) embedding, and one saved

@@ -30,8 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from rag.chunking import embedding_text
 from rag.index import file_sha256
 from rag.lexical import tokenize
+from rag.stores.base import chunk_keys
+from rag.types import Chunk
 
 MAX_SEGMENTS = 8
 FOLDER = "keywords"
@@ -100,14 +103,19 @@ class Segment:
                 tfs.append(tf)
         if len(lens) != len(keys_):
             raise ValueError(f"{len(keys_)} keys for {len(lens)} passages")
-        return cls._from_postings(name, keys_, np.frombuffer(lens, np.int32), list(vocab), rows, slots, tfs)
+        return cls._from_postings(
+            name,
+            keys_,
+            np.frombuffer(lens, np.int32),
+            list(vocab),
+            np.frombuffer(rows, np.int64),
+            np.frombuffer(slots, np.int32),
+            np.frombuffer(tfs, np.int32),
+        )
 
     @classmethod
     def _from_postings(cls, name, keys, lens, terms, rows, slots, tfs) -> Segment:
-        """From unordered postings `(row of terms, slot, tf)`."""
-        rows = np.asarray(np.frombuffer(rows, np.int64) if isinstance(rows, array) else rows, np.int64)
-        slots = np.asarray(np.frombuffer(slots, np.int32) if isinstance(slots, array) else slots, np.int32)
-        tfs = np.asarray(np.frombuffer(tfs, np.int32) if isinstance(tfs, array) else tfs, np.int32)
+        """From unordered postings: word `terms[rows[i]]` is in passage `slots[i]`, `tfs[i]` times."""
         order = np.lexsort((slots, rows))
         offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(terms)))]).astype(np.int64)
         return cls(
@@ -189,6 +197,13 @@ def merge(name: str, segments: list[Segment]) -> Segment:
     )
 
 
+def _segment_hashes(files: dict[str, str], name: str) -> dict[str, str]:
+    """A segment's immutable files and their hashes, from a manifest's `files` (its dead list left
+    out: that is written again with every save)."""
+    prefix = f"{FOLDER}/{name}/"
+    return {k[len(prefix) :]: v for k, v in files.items() if k.startswith(prefix) and k != prefix + "dead.npy"}
+
+
 @dataclass(frozen=True)
 class _State:
     """What a search reads, swapped whole on every change (searches never take the writer's lock)."""
@@ -226,12 +241,7 @@ class KeywordIndex:
         """
         meta = json.loads((folder / "segments.json").read_text())
         idx = cls(**meta["bm25"])
-        segments = []
-        for name in meta["segments"]:
-            prefix = f"{folder.name}/{name}/"
-            known = {k[len(prefix) :]: v for k, v in (hashes or {}).items() if k.startswith(prefix)}
-            known.pop("dead.npy", None)
-            segments.append(Segment.read(folder / name, known))
+        segments = [Segment.read(folder / name, _segment_hashes(hashes or {}, name)) for name in meta["segments"]]
         idx._next = meta["next"]
         idx._install(tuple(segments), recount=True)
         return idx
@@ -263,6 +273,10 @@ class KeywordIndex:
                 segments = (segments[largest], merge(self._name(), small))
             self._install(segments)
 
+    def add_chunks(self, chunks: list[Chunk]) -> None:
+        """Index chunks as retrieval searches them: keyed by chunk id, with their title and headings."""
+        self.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
+
     def remove(self, keys: list[int]) -> None:
         with self._lock:
             self._install(self._without(set(map(int, keys))))
@@ -290,11 +304,9 @@ class KeywordIndex:
         with self._lock:
             segments = []
             for seg in self._state.segments:
-                prefix = f"{FOLDER}/{seg.name}/"
-                hashes = {k[len(prefix) :]: v for k, v in files.items() if k.startswith(prefix)}
-                hashes.pop("dead.npy", None)
-                if hashes and (folder / prefix).is_dir():
-                    seg = replace(seg, source=folder / prefix, hashes=hashes)
+                hashes = _segment_hashes(files, seg.name)
+                if hashes and (folder / FOLDER / seg.name).is_dir():
+                    seg = replace(seg, source=folder / FOLDER / seg.name, hashes=hashes)
                 segments.append(seg)
             self._state = replace(self._state, segments=tuple(segments))
 

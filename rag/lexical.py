@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 STOP_WORDS = frozenset(
@@ -159,6 +160,11 @@ def tokenize(text: str) -> list[str]:
         for w in _WORD.findall(text.lower().replace("’", "'"))
         if w not in STOP_WORDS and (len(w) > 1 or w.isdigit())
     ]
+
+
+def document_frequency(texts: Iterable[str]) -> Counter[str]:
+    """How many of `texts` hold each word: `document_frequency(["data centres", "data"])["data"]` -> 2."""
+    return Counter(w for text in texts for w in set(tokenize(text)))
 
 
 class BM25Index:

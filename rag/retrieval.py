@@ -17,7 +17,7 @@ from rag.chunking import embedding_text
 from rag.embedding import Embedder
 from rag.index import IndexData
 from rag.keywords import KeywordIndex
-from rag.lexical import tokenize
+from rag.lexical import document_frequency, tokenize
 from rag.stores.base import chunk_key, chunk_keys
 from rag.types import Chunk, Document, Hit, RetrievalResult
 
@@ -75,13 +75,13 @@ class HybridRetriever:
         self._keywords = data.keywords
         if self._keywords is None and not data.vectors.keyword:
             self._keywords = KeywordIndex()
-            self._keywords.add(chunk_keys(data.chunks).tolist(), [embedding_text(c) for c in data.chunks])
+            self._keywords.add_chunks(data.chunks)
         # How many documents (not passages, whose text repeats their title) hold each word: saved
         # with the index; counted here only for an index saved without them.
-        self._doc_freq: Counter[str] = Counter(
-            data.doc_freq
+        self._doc_freq: Counter[str] = (
+            Counter(data.doc_freq)
             if data.doc_freq is not None
-            else (w for d in data.documents.values() for w in set(tokenize(d.body)))
+            else document_frequency(d.body for d in data.documents.values())
         )
         self._set(data)
 
@@ -171,7 +171,7 @@ class HybridRetriever:
             if len(chunks):
                 old.vectors.add(chunk_keys(chunks), vecs, chunks)
                 if self._keywords is not None:
-                    self._keywords.add(chunk_keys(chunks).tolist(), [embedding_text(c) for c in chunks])
+                    self._keywords.add_chunks(chunks)
             for d in docs:
                 self._count_words(old.documents.get(d.doc_id), d)
             self._set(self._version(old.chunks + chunks, {**old.documents, **{d.doc_id: d for d in docs}}))
