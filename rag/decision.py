@@ -85,6 +85,8 @@ class DecisionOptions:
             questions; 0.5 for 43% and 25%: lower quotes too many of the unanswerable.
         evidence_sentences: at most this many sentences are quoted as evidence (0: none, so a draft
             that cannot be shown is refused).
+        min_sentence_score: a sentence whose own score in the ranking (`rag.evidence`) reaches this
+            is on the subject whatever its passage names (None: off).
     """
 
     answerability: AnswerabilityModel | None = None
@@ -92,6 +94,7 @@ class DecisionOptions:
     key_passage: bool = True
     min_coverage: float = 0.75
     evidence_sentences: int = 2
+    min_sentence_score: float | None = None
 
 
 Step = Callable[[Draft, DecisionOptions], Verdict | None]
@@ -128,7 +131,8 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     citations: list[Citation] = []
     for q, cov in zip(draft.ranked, draft.coverage, strict=True):
         text = q.text(draft.hits)
-        if not (answerable or cov >= opts.min_coverage) or not subject & set(tokenize(text)):
+        close = opts.min_sentence_score is not None and q.score >= opts.min_sentence_score
+        if not (answerable or close or cov >= opts.min_coverage) or not subject & set(tokenize(text)):
             continue  # off the subject: its passage names too little of it, or the sentence none
         if answers_the_question(draft.question, text) is False:
             continue
