@@ -5,6 +5,12 @@ A saved index is a build folder `index/builds/<id>/` holding `manifest.json`, `c
 by keyword itself) and what the vector store keeps there (`vectors.faiss` for FAISS; a Milvus
 collection lives in Milvus and the manifest names it); the file `index/CURRENT` names the build
 in use and is replaced atomically, so an interrupted build leaves the previous index usable.
+
+A change made live (an upload or a removal, `Change`) is saved by appending, not by rewriting:
+the new build folder hard-links every file of the one before and adds `deltas/<gen>.jsonl` (the
+documents removed, then the documents and chunks added) and, for FAISS, `deltas/<gen>.npy` (the
+added chunks' vectors); loading replays the deltas in order. A full write (`compact=True`, or
+past `MAX_DELTAS`) folds them back into the base files.
 Every file, the build folder and the pointer are fsynced before the next step; the manifest
 records a sha256 per file, checked on load, so a damaged file is reported, never used. Writers
 hold `index/.write.lock` (`write_lock`) while they save. This module does not chunk or embed;
@@ -30,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.errors import IndexMissingError, IndexStaleError, ServerBusyError
-from rag.stores.base import VectorIndex, chunk_key
+from rag.stores.base import VectorIndex, chunk_keys
 from rag.types import Chunk, Document
 
 if TYPE_CHECKING:
@@ -44,6 +50,19 @@ CHUNKER_VERSION = 1  # bump when chunking logic changes, so old indexes read as 
 WRITE_LOCK = ".write.lock"  # in the index folder; every writer of the saved index holds it
 TMP_KEEP_SECONDS = 600.0  # a `.tmp-*` build younger than this may be another writer's, still going
 HINT = "rebuild it with `python -m rag index` (or `make index`)"
+DELTAS = "deltas"  # the folder of saved changes in a build
+MAX_DELTAS = 64  # past this many, a save writes everything again (replaying them slows every start)
+
+
+@dataclass
+class Change:
+    """One change made to a live index and not yet saved: documents removed (by id) and
+    documents added with their chunks and the chunks' vectors, applied in that order."""
+
+    removed: list[str] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    vectors: np.ndarray | None = None
 
 
 @dataclass
@@ -53,7 +72,9 @@ class IndexData:
     One store may serve several `IndexData` versions (an upload changes it in place), so ids the
     store returns are mapped to rows of this version's `chunks`, and ids it does not list are dropped.
     `keywords` is the saved keyword index, None when the store ranks by keyword or none was built;
-    `doc_freq` how many documents hold each word (None: not counted yet).
+    `doc_freq` how many documents hold each word (None: not counted yet). `saved_as` names the
+    build folder this version was loaded from or saved to, and `changes` what was done to it since
+    (the next save appends them to that build).
     """
 
     manifest: dict[str, Any]
@@ -62,10 +83,44 @@ class IndexData:
     documents: dict[str, Document] = field(default_factory=dict)
     keywords: KeywordIndex | None = None
     doc_freq: dict[str, int] | None = None
+    saved_as: str | None = None
+    changes: list[Change] = field(default_factory=list)
+    keys: np.ndarray | None = field(default=None, repr=False)  # chunk_key of each chunk, in order
     rows: dict[int, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.rows = {chunk_key(c.chunk_id): i for i, c in enumerate(self.chunks)}
+        if self.keys is None or len(self.keys) != len(self.chunks):
+            self.keys = chunk_keys(self.chunks)
+        self.rows = dict(zip(self.keys.tolist(), range(len(self.chunks)), strict=True))
+
+    def changed(self, change: Change, vectors: VectorIndex | None = None) -> IndexData:
+        """A new version with `change` applied to the chunks and documents (not to the stores,
+        which the caller changes) and remembered for the next save. Reuses this version's chunk keys."""
+        gone = set(change.removed)
+        keys = self.keys if self.keys is not None else chunk_keys(self.chunks)
+        chunks, documents = self.chunks, self.documents
+        if gone:
+            keep = np.fromiter((c.doc_id not in gone for c in chunks), dtype=bool, count=len(chunks))
+            chunks = [c for c, k in zip(chunks, keep, strict=True) if k]
+            keys = keys[keep]
+            documents = {d: doc for d, doc in documents.items() if d not in gone}
+        if change.chunks:
+            chunks = chunks + change.chunks
+            keys = np.concatenate([keys, chunk_keys(change.chunks)])
+        if change.documents:
+            documents = {**documents, **{d.doc_id: d for d in change.documents}}
+        manifest = {**self.manifest, "chunk_count": len(chunks), "doc_count": len(documents)}
+        return IndexData(
+            manifest,
+            chunks,
+            vectors or self.vectors,
+            documents,
+            self.keywords,
+            self.doc_freq,
+            self.saved_as,
+            [*self.changes, change],
+            keys,
+        )
 
     def to_rows(self, hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """`[(chunk key, score)]` -> `[(row in chunks, score)]`, dropping keys this version does not hold."""
@@ -74,6 +129,20 @@ class IndexData:
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Dense search: `[(row in chunks, score), ...]`, best first."""
         return self.to_rows(self.vectors.search(query, k))
+
+
+_DIGESTS: dict[tuple[str, int, int, int], bytes] = {}  # (path, inode, size, mtime_ns) -> sha256 of its bytes
+
+
+def source_digest(path: Path) -> bytes:
+    """sha256 of a source file's bytes, read once per process while its inode, size and mtime hold
+    (an upload then hashes only the new file, not every document again)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        digest = _DIGESTS[key] = bytes.fromhex(file_sha256(path))
+    return digest
 
 
 def corpus_hash(files: list[Path], root: Path) -> str:
@@ -86,7 +155,7 @@ def corpus_hash(files: list[Path], root: Path) -> str:
             rel = Path(f.name)
         h.update(str(rel).encode())
         h.update(b"\0")
-        h.update(hashlib.sha256(f.read_bytes()).digest())
+        h.update(source_digest(f))
     return h.hexdigest()
 
 
@@ -231,10 +300,13 @@ def _drop_old_builds(index_dir: Path, keep: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def save_index(index_dir: Path, data: IndexData) -> Path:
+def save_index(index_dir: Path, data: IndexData, compact: bool = False) -> Path:
     """Write a new build folder, fsync it, point `CURRENT` at it atomically, then drop old builds.
 
-    Call it holding `write_lock(index_dir)`; the manifest gains `files` (a sha256 per file).
+    When `data` was loaded from (or saved to) the build `CURRENT` names and `changes` were made
+    since, they are appended (`append_changes`); otherwise, or with `compact`, or past
+    `MAX_DELTAS` saved changes, every file is written again. Call it holding `write_lock(index_dir)`;
+    the manifest gains `files` (a sha256 per file). `data` is then `saved_as` the new build.
 
     Returns:
         The new build folder.
@@ -244,26 +316,32 @@ def save_index(index_dir: Path, data: IndexData) -> Path:
     build = builds / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     tmp = builds / f".tmp-{build.name}"
     tmp.mkdir()
-    data.manifest["vector_store"] = data.vectors.save(tmp)
-    known: dict[str, str] = {}
+    try:
+        current = (index_dir / "CURRENT").read_text().strip()
+    except OSError:
+        current = None
+    appending = (
+        not compact
+        and data.changes
+        and data.saved_as is not None
+        and data.saved_as == current
+        and len(data.manifest.get(DELTAS, [])) < MAX_DELTAS
+    )
+    known = _append_files(builds / current, tmp, data) if appending and current else _write_files(tmp, data)
     if data.keywords is not None:
         keywords = data.keywords.save(tmp)
-        known = keywords.pop("files")
+        known.update(keywords.pop("files"))
         data.manifest["keywords"] = keywords
     else:
         data.manifest.pop("keywords", None)
-    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
-        for c in data.chunks:
-            f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
-    with open(tmp / "documents.jsonl", "w", encoding="utf-8") as f:
-        for d in data.documents.values():
-            f.write(json.dumps(asdict(d), ensure_ascii=False) + "\n")
     if data.doc_freq is not None:
         (tmp / "doc_freq.json").write_text(json.dumps(data.doc_freq, ensure_ascii=False), encoding="utf-8")
     data.manifest["files"] = build_files(tmp, known)
     (tmp / "manifest.json").write_text(json.dumps(data.manifest, indent=2))
-    for p in tmp.rglob("*"):  # files, and folders (the names in them)
-        fsync_path(p)
+    linked = set(known) if appending else set()
+    for p in tmp.rglob("*"):  # files, and folders (the names in them); a linked file is durable already
+        if str(p.relative_to(tmp)) not in linked:
+            fsync_path(p)
     fsync_path(tmp)
     os.replace(tmp, build)
     fsync_path(builds)
@@ -276,8 +354,111 @@ def save_index(index_dir: Path, data: IndexData) -> Path:
         os.fsync(f.fileno())
     os.replace(pointer, index_dir / "CURRENT")
     fsync_path(index_dir)
+    data.saved_as, data.changes = build.name, []
     _drop_old_builds(index_dir, build)
     return build
+
+
+def _write_files(tmp: Path, data: IndexData) -> dict[str, str]:
+    """Write the vectors, chunks and documents of `data` in full into `tmp`; no hashes known."""
+    data.manifest["vector_store"] = data.vectors.save(tmp)
+    data.manifest.pop(DELTAS, None)
+    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+        for c in data.chunks:
+            f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+    with open(tmp / "documents.jsonl", "w", encoding="utf-8") as f:
+        for d in data.documents.values():
+            f.write(json.dumps(asdict(d), ensure_ascii=False) + "\n")
+    return {}
+
+
+def _append_files(old: Path, tmp: Path, data: IndexData) -> dict[str, str]:
+    """Hard-link the files of the build `old` into `tmp` (all but the keyword index and the word
+    counts, which are saved after) and write `data.changes` as the next delta. Returns the hashes
+    known without reading: the linked files' (from `old`'s manifest) and the delta's."""
+    from rag.keywords import FOLDER as KEYWORDS_FOLDER
+
+    old_files: dict[str, str] = json.loads((old / "manifest.json").read_text())["files"]
+    known = {}
+    for name, digest in old_files.items():
+        if name.startswith(f"{KEYWORDS_FOLDER}/") or name == "doc_freq.json":
+            continue
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(old / name, tmp / name)
+        known[name] = digest
+    deltas = list(data.manifest.get(DELTAS, []))
+    gen = len(deltas) + 1
+    (tmp / DELTAS).mkdir(exist_ok=True)
+    records = tmp / DELTAS / f"{gen:06d}.jsonl"
+    vectors: list[np.ndarray] = []
+    removed: list[str] = []
+    added = 0
+    with open(records, "w", encoding="utf-8") as f:
+        for change in data.changes:
+            for doc_id in change.removed:
+                f.write(json.dumps({"remove": doc_id}, ensure_ascii=False) + "\n")
+            for d in change.documents:
+                f.write(json.dumps({"document": asdict(d)}, ensure_ascii=False) + "\n")
+            for c in change.chunks:
+                f.write(json.dumps({"chunk": c.to_dict()}, ensure_ascii=False) + "\n")
+            if change.vectors is not None and len(change.chunks):
+                vectors.append(np.asarray(change.vectors, dtype=np.float32))
+            removed += change.removed
+            added += len(change.chunks)
+    entry: dict[str, Any] = {"gen": gen, "removed": removed, "chunks": added, "records": f"{DELTAS}/{records.name}"}
+    if data.manifest.get("vector_store", {}).get("kind", "faiss") == "faiss" and added:
+        np.save(tmp / DELTAS / f"{gen:06d}.npy", np.concatenate(vectors))
+        entry["vectors"] = f"{DELTAS}/{gen:06d}.npy"
+    data.manifest[DELTAS] = [*deltas, entry]
+    data.manifest["vector_store"] = {**data.manifest.get("vector_store", {}), "vectors": len(data.vectors)}
+    return known
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link `src` to `dst` (a saved file is never written again), or copy it where the file
+    system has no hard links."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def replay_deltas(
+    build: Path, manifest: dict[str, Any], chunks: list[Chunk], docs: dict[str, Document], vectors: VectorIndex | None
+) -> list[Chunk]:
+    """Apply the build's saved changes, record by record, to `chunks` and `docs` (both in place)
+    and `vectors` (None: a store that keeps its own changes, as Milvus does); returns `chunks`."""
+    for entry in manifest.get(DELTAS, []):
+        delta_vectors = np.load(build / entry["vectors"]) if vectors is not None and "vectors" in entry else None
+        pending: list[Chunk] = []  # added to `chunks`, not yet to the store
+        used = 0  # rows of delta_vectors given to the store
+        with open(build / entry["records"], encoding="utf-8") as f:
+            for rec in map(json.loads, f):
+                if "chunk" in rec:
+                    chunk = Chunk.from_dict(rec["chunk"])
+                    chunks.append(chunk)
+                    pending.append(chunk)
+                    continue
+                used = _flush(vectors, delta_vectors, pending, used)
+                if "remove" in rec:
+                    gone = rec["remove"]
+                    if vectors is not None:
+                        vectors.delete([int(k) for k in chunk_keys([c for c in chunks if c.doc_id == gone])])
+                    chunks[:] = [c for c in chunks if c.doc_id != gone]
+                    docs.pop(gone, None)
+                else:
+                    docs[rec["document"]["doc_id"]] = Document(**rec["document"])
+        _flush(vectors, delta_vectors, pending, used)
+    return chunks
+
+
+def _flush(vectors: VectorIndex | None, delta: np.ndarray | None, pending: list[Chunk], used: int) -> int:
+    """Add the `pending` chunks' vectors (the next rows of `delta`) to the store; empties `pending`."""
+    if pending and vectors is not None and delta is not None:
+        vectors.add(chunk_keys(pending), delta[used : used + len(pending)], pending)
+        used += len(pending)
+    pending.clear()
+    return used
 
 
 def read_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]]:
@@ -370,13 +551,16 @@ def load_index(index_dir: Path, expected: dict[str, Any] | None = None, settings
         with open(build / "documents.jsonl", encoding="utf-8") as f:
             docs = [Document(**json.loads(line)) for line in f]
         vectors = load_store(build, manifest, settings)
+        documents = {d.doc_id: d for d in docs}
+        file_store = manifest.get("vector_store", {"kind": "faiss"}).get("kind", "faiss") == "faiss"
+        chunks = replay_deltas(build, manifest, chunks, documents, vectors if file_store else None)
         keywords = KeywordIndex.open(build / KEYWORDS_FOLDER, manifest.get("files")) if "keywords" in manifest else None
         doc_freq_file = build / "doc_freq.json"
         doc_freq = json.loads(doc_freq_file.read_text(encoding="utf-8")) if doc_freq_file.is_file() else None
-    except (OSError, ValueError, RuntimeError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise IndexMissingError(
             f"the index in {build} is damaged ({e}): rebuild it with `python -m rag index`"
         ) from None
     if len(chunks) != len(vectors) or (keywords is not None and len(keywords) != len(chunks)):
         raise IndexMissingError(f"the index in {build} is inconsistent: rebuild it with `python -m rag index`")
-    return IndexData(manifest, chunks, vectors, {d.doc_id: d for d in docs}, keywords, doc_freq)
+    return IndexData(manifest, chunks, vectors, documents, keywords, doc_freq, saved_as=build.name)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from rag.chunking import embedding_text
 from rag.embedding import Embedder
-from rag.index import IndexData
+from rag.index import Change, IndexData
 from rag.keywords import KeywordIndex
 from rag.lexical import document_frequency, tokenize
 from rag.stores.base import chunk_key, chunk_keys
@@ -90,11 +90,12 @@ class HybridRetriever:
         search = data.vectors.keyword_search if self._keywords is None else self._keywords.search
         self._bm25 = KeywordsByRow(data, search)
 
-    def _version(self, chunks: list[Chunk], documents: dict[str, Document]) -> IndexData:
-        """A new `IndexData` over the same stores, with these chunks and documents (holds the lock)."""
-        manifest = {**self.data.manifest, "chunk_count": len(chunks), "doc_count": len(documents)}
-        doc_freq = {w: n for w, n in self._doc_freq.items() if n > 0}
-        return IndexData(manifest, chunks, self.data.vectors, documents, self._keywords, doc_freq)
+    def _version(self, change: Change) -> IndexData:
+        """The next `IndexData`: this one with `change` applied, over the same stores (holds the lock)."""
+        data = self.data.changed(change)
+        data.keywords = self._keywords
+        data.doc_freq = {w: n for w, n in self._doc_freq.items() if n > 0}
+        return data
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -174,17 +175,16 @@ class HybridRetriever:
                     self._keywords.add_chunks(chunks)
             for d in docs:
                 self._count_words(old.documents.get(d.doc_id), d)
-            self._set(self._version(old.chunks + chunks, {**old.documents, **{d.doc_id: d for d in docs}}))
+            self._set(self._version(Change(documents=list(docs), chunks=list(chunks), vectors=vecs)))
             return self.data
 
     def remove_document(self, doc_id: str) -> IndexData:
         """Drop a document and its chunks from the store (by their chunk ids); returns the new index."""
         with self._lock:
             old = self.data
-            keep = [c for c in old.chunks if c.doc_id != doc_id]
             self._count_words(old.documents.get(doc_id), None)
             # The new version maps ids first, so searches skip the gone ones before the stores drop them.
-            self._set(self._version(keep, {k: v for k, v in old.documents.items() if k != doc_id}))
+            self._set(self._version(Change(removed=[doc_id])))
             gone = [chunk_key(c.chunk_id) for c in old.chunks if c.doc_id == doc_id]
             old.vectors.delete(gone)
             if self._keywords is not None:
