@@ -28,7 +28,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ import numpy as np
 
 from rag.errors import IndexMissingError, IndexStaleError, ServerBusyError
 from rag.stores.base import VectorIndex, chunk_keys
+from rag.tables import CHUNK_COLUMNS, DOCUMENT_COLUMNS, ChunkTable, DocumentTable, chunk_table, document_table
 from rag.types import Chunk, Document
 
 if TYPE_CHECKING:
@@ -78,9 +79,9 @@ class IndexData:
     """
 
     manifest: dict[str, Any]
-    chunks: list[Chunk]
+    chunks: Sequence[Chunk]  # a `ChunkTable` once made (a list is turned into one)
     vectors: VectorIndex
-    documents: dict[str, Document] = field(default_factory=dict)
+    documents: Mapping[str, Document] = field(default_factory=dict)  # likewise a `DocumentTable`
     keywords: KeywordIndex | None = None
     doc_freq: dict[str, int] | None = None
     saved_as: str | None = None
@@ -89,26 +90,26 @@ class IndexData:
     rows: dict[int, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.chunks = chunk_table(self.chunks)
+        self.documents = document_table(self.documents)
         if self.keys is None or len(self.keys) != len(self.chunks):
-            self.keys = chunk_keys(self.chunks)
+            self.keys = self.chunks.keys
         self.rows = dict(zip(self.keys.tolist(), range(len(self.chunks)), strict=True))
 
     def changed(self, change: Change, vectors: VectorIndex | None = None) -> IndexData:
         """A new version with `change` applied to the chunks and documents (not to the stores,
         which the caller changes) and remembered for the next save. Reuses this version's chunk keys."""
         gone = set(change.removed)
-        keys = self.keys if self.keys is not None else chunk_keys(self.chunks)
-        chunks, documents = self.chunks, self.documents
+        keys = self.keys if self.keys is not None else self.chunks.keys
+        chunks, documents = chunk_table(self.chunks), document_table(self.documents)
         if gone:
-            keep = np.fromiter((c.doc_id not in gone for c in chunks), dtype=bool, count=len(chunks))
-            chunks = [c for c, k in zip(chunks, keep, strict=True) if k]
-            keys = keys[keep]
-            documents = {d: doc for d, doc in documents.items() if d not in gone}
+            keys = keys[~np.isin(keys, chunks.keys_of(gone))]
+            chunks, documents = chunks.without(gone), documents.without(gone)
         if change.chunks:
-            chunks = chunks + change.chunks
+            chunks = chunks.plus(change.chunks)
             keys = np.concatenate([keys, chunk_keys(change.chunks)])
         if change.documents:
-            documents = {**documents, **{d.doc_id: d for d in change.documents}}
+            documents = documents.plus(change.documents)
         manifest = {**self.manifest, "chunk_count": len(chunks), "doc_count": len(documents)}
         return IndexData(
             manifest,
@@ -363,12 +364,8 @@ def _write_files(tmp: Path, data: IndexData) -> dict[str, str]:
     """Write the vectors, chunks and documents of `data` in full into `tmp`; no hashes known."""
     data.manifest["vector_store"] = data.vectors.save(tmp)
     data.manifest.pop(DELTAS, None)
-    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
-        for c in data.chunks:
-            f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
-    with open(tmp / "documents.jsonl", "w", encoding="utf-8") as f:
-        for d in data.documents.values():
-            f.write(json.dumps(asdict(d), ensure_ascii=False) + "\n")
+    chunk_table(data.chunks).save(tmp)
+    document_table(data.documents).save(tmp)
     return {}
 
 
@@ -424,41 +421,43 @@ def link_or_copy(src: Path, dst: Path) -> None:
 
 
 def replay_deltas(
-    build: Path, manifest: dict[str, Any], chunks: list[Chunk], docs: dict[str, Document], vectors: VectorIndex | None
-) -> list[Chunk]:
-    """Apply the build's saved changes, record by record, to `chunks` and `docs` (both in place)
-    and `vectors` (None: a store that keeps its own changes, as Milvus does); returns `chunks`."""
+    build: Path, manifest: dict[str, Any], chunks: ChunkTable, docs: DocumentTable, vectors: VectorIndex | None
+) -> tuple[ChunkTable, DocumentTable]:
+    """Apply the build's saved changes, record by record, to `chunks`, `docs` and `vectors` (None:
+    a store that keeps its own changes, as Milvus does); returns the chunks and documents after them."""
     for entry in manifest.get(DELTAS, []):
-        delta_vectors = np.load(build / entry["vectors"]) if vectors is not None and "vectors" in entry else None
-        pending: list[Chunk] = []  # added to `chunks`, not yet to the store
-        used = 0  # rows of delta_vectors given to the store
+        delta = np.load(build / entry["vectors"]) if vectors is not None and "vectors" in entry else None
+        pending: list[Chunk] = []  # added by the records read, not yet to `chunks` and the store
+        used = 0  # rows of `delta` given to the store
         with open(build / entry["records"], encoding="utf-8") as f:
             for rec in map(json.loads, f):
                 if "chunk" in rec:
-                    chunk = Chunk.from_dict(rec["chunk"])
-                    chunks.append(chunk)
-                    pending.append(chunk)
+                    pending.append(Chunk.from_dict(rec["chunk"]))
                     continue
-                used = _flush(vectors, delta_vectors, pending, used)
+                chunks, used = _flush(chunks, vectors, delta, pending, used)
                 if "remove" in rec:
-                    gone = rec["remove"]
+                    gone = {rec["remove"]}
                     if vectors is not None:
-                        vectors.delete([int(k) for k in chunk_keys([c for c in chunks if c.doc_id == gone])])
-                    chunks[:] = [c for c in chunks if c.doc_id != gone]
-                    docs.pop(gone, None)
+                        vectors.delete(chunks.keys_of(gone))
+                    chunks, docs = chunks.without(gone), docs.without(gone)
                 else:
-                    docs[rec["document"]["doc_id"]] = Document(**rec["document"])
-        _flush(vectors, delta_vectors, pending, used)
-    return chunks
+                    docs = docs.plus([Document(**rec["document"])])
+        chunks, _ = _flush(chunks, vectors, delta, pending, used)
+    return chunks, docs
 
 
-def _flush(vectors: VectorIndex | None, delta: np.ndarray | None, pending: list[Chunk], used: int) -> int:
-    """Add the `pending` chunks' vectors (the next rows of `delta`) to the store; empties `pending`."""
-    if pending and vectors is not None and delta is not None:
+def _flush(
+    chunks: ChunkTable, vectors: VectorIndex | None, delta: np.ndarray | None, pending: list[Chunk], used: int
+) -> tuple[ChunkTable, int]:
+    """`chunks` with the `pending` ones added, and their vectors (the next rows of `delta`) added to the store."""
+    if not pending:
+        return chunks, used
+    if vectors is not None and delta is not None:
         vectors.add(chunk_keys(pending), delta[used : used + len(pending)], pending)
         used += len(pending)
+    chunks = chunks.plus(pending)
     pending.clear()
-    return used
+    return chunks, used
 
 
 def read_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]]:
@@ -546,14 +545,16 @@ def load_index(index_dir: Path, expected: dict[str, Any] | None = None, settings
         check_manifest(manifest, expected)
     verify_files(build, manifest)
     try:
-        with open(build / "chunks.jsonl", encoding="utf-8") as f:
-            chunks = [Chunk.from_dict(json.loads(line)) for line in f]
-        with open(build / "documents.jsonl", encoding="utf-8") as f:
-            docs = [Document(**json.loads(line)) for line in f]
+        if (build / CHUNK_COLUMNS).is_file() and (build / DOCUMENT_COLUMNS).is_file():
+            chunks, documents = ChunkTable.open(build), DocumentTable.open(build)
+        else:  # saved before the columns: read whole
+            with open(build / "chunks.jsonl", encoding="utf-8") as f:
+                chunks = ChunkTable.of(Chunk.from_dict(json.loads(line)) for line in f)
+            with open(build / "documents.jsonl", encoding="utf-8") as f:
+                documents = DocumentTable.of(Document(**json.loads(line)) for line in f)
         vectors = load_store(build, manifest, settings)
-        documents = {d.doc_id: d for d in docs}
         file_store = manifest.get("vector_store", {"kind": "faiss"}).get("kind", "faiss") == "faiss"
-        chunks = replay_deltas(build, manifest, chunks, documents, vectors if file_store else None)
+        chunks, documents = replay_deltas(build, manifest, chunks, documents, vectors if file_store else None)
         keywords = KeywordIndex.open(build / KEYWORDS_FOLDER, manifest.get("files")) if "keywords" in manifest else None
         doc_freq_file = build / "doc_freq.json"
         doc_freq = json.loads(doc_freq_file.read_text(encoding="utf-8")) if doc_freq_file.is_file() else None

@@ -116,10 +116,7 @@ class DocumentLibrary:
         return DocumentInfo(**doc.meta(), chunks=counts.get(doc.doc_id, 0), uploaded=self.is_uploaded(doc))
 
     def _counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for c in self.retriever.chunks:
-            counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
-        return counts
+        return self.retriever.chunks.counts()
 
     def list(self) -> list[DocumentInfo]:
         """Every indexed document, corpus first (by date, newest first), then uploads.
@@ -264,7 +261,7 @@ class DocumentLibrary:
                 raise DocumentError(
                     f"“{doc.title}” is part of the document corpus and cannot be removed; only uploaded documents can."
                 )
-            chunks: list[Chunk] = [c for c in self.retriever.chunks if c.doc_id == doc_id]
+            chunks: list[Chunk] = self.retriever.chunks.of_doc(doc_id)
             path = Path(doc.path)
             was_fresh = self._is_fresh()
             try:

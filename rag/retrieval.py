@@ -18,7 +18,7 @@ from rag.embedding import Embedder
 from rag.index import Change, IndexData
 from rag.keywords import KeywordIndex
 from rag.lexical import document_frequency, tokenize
-from rag.stores.base import chunk_key, chunk_keys
+from rag.stores.base import chunk_keys
 from rag.types import Chunk, Document, Hit, RetrievalResult
 
 
@@ -185,7 +185,7 @@ class HybridRetriever:
             self._count_words(old.documents.get(doc_id), None)
             # The new version maps ids first, so searches skip the gone ones before the stores drop them.
             self._set(self._version(Change(removed=[doc_id])))
-            gone = [chunk_key(c.chunk_id) for c in old.chunks if c.doc_id == doc_id]
+            gone = old.chunks.keys_of({doc_id})
             old.vectors.delete(gone)
             if self._keywords is not None:
                 self._keywords.remove(gone)
