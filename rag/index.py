@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 2: vectors keyed by chunk id (`rag.stores`), store named in the manifest; 3: keyword index saved
+FORMAT_VERSION = 4  # 2: vectors keyed by chunk id (`rag.stores`), store named in the manifest; 3: keyword index saved; 4: deltas, column files
 CHUNKER_VERSION = 1  # bump when chunking logic changes, so old indexes read as stale
 WRITE_LOCK = ".write.lock"  # in the index folder; every writer of the saved index holds it
 TMP_KEEP_SECONDS = 600.0  # a `.tmp-*` build younger than this may be another writer's, still going
