@@ -18,6 +18,7 @@ from rag.pipeline import RagPipeline
 from rag.serve.http_api import cors_origins
 from rag.serve.server import WarmupApp, build_app, uvicorn_options
 from rag.settings import Settings
+from rag.stores.faiss import serve_queries_singly
 
 log = logging.getLogger("app")
 
@@ -26,6 +27,8 @@ def load(server: WarmupApp, settings: Settings) -> None:
     """Build and warm the pipeline, then hand the full app to the running server."""
     try:
         pipeline = RagPipeline.from_settings(settings, rebuild_index=True)
+        if settings.vector_store == "faiss":
+            serve_queries_singly()  # after any rebuild, which uses every core
         pipeline.warm()
         server.ready(build_app(pipeline, settings))
     except RagError as e:

@@ -135,13 +135,15 @@ class Segment:
         dest.mkdir(parents=True, exist_ok=True)
         hashes = {}
         for name in (*(f"{a}.npy" for a in _ARRAYS), "terms.json"):
-            if self.source is not None and name in self.hashes:
+            if self.source is not None and name in self.hashes and (self.source / name).is_file():
                 try:
                     os.link(self.source / name, dest / name)
                 except OSError:  # another file system, or links not allowed: copy
                     shutil.copyfile(self.source / name, dest / name)
                 hashes[name] = self.hashes[name]
                 continue
+            # Not on disk (new), or its build was dropped by another writer's save: written from
+            # memory (a memory-mapped array stays readable after its file is deleted).
             if name == "terms.json":
                 (dest / name).write_text(json.dumps(list(self.terms), ensure_ascii=False), encoding="utf-8")
             else:

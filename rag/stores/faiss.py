@@ -24,6 +24,15 @@ EXACT_MAX = 100_000
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
 IVF_NPROBE = 32
 INDEX_TYPES = ("flat", "hnsw", "ivf_flat", "ivf_pq")
+TRAIN_PER_LIST = 64  # IVF trains on this many vectors per list (FAISS warns under 39), at least 100k
+
+
+def serve_queries_singly() -> None:
+    """One OpenMP thread per FAISS call: the app runs each request's search on its own thread, and
+    FAISS's own threads then fight over the cores (the scale benchmark measures it so too)."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
 
 
 def choose_index(n: int) -> str:
@@ -83,7 +92,9 @@ class FaissIndex(VectorIndex):
         index = self._new_index(index_type, len(v))
         if not index.is_trained:
             rng = np.random.default_rng(0)
-            sample = v if len(v) <= 100_000 else v[rng.choice(len(v), 100_000, replace=False)]
+            nlist = self._faiss.extract_index_ivf(index).nlist if index_type.startswith("ivf") else 0
+            size = max(100_000, TRAIN_PER_LIST * nlist)
+            sample = v if len(v) <= size else v[np.sort(rng.choice(len(v), size, replace=False))]
             index.train(sample)
         if len(v):
             index.add_with_ids(v, np.asarray(ids, dtype=np.int64))
@@ -122,19 +133,36 @@ class FaissIndex(VectorIndex):
         return int(self._index.ntotal) - len(self._deleted)
 
     def save(self, folder: Path) -> dict[str, Any]:
+        """Write the index into `folder`; an `auto` index that has grown (or shrunk) past `EXACT_MAX`
+        by uploads is rebuilt as the type its size calls for first (a save that writes everything
+        is the index's compaction)."""
+        if self.requested == "auto" and self.index_type != choose_index(self.count()):
+            self._retype()
         with self._lock:
             self._faiss.write_index(self._index, str(folder / "vectors.faiss"))
             deleted = sorted(self._deleted)
         if deleted:
             np.save(folder / "deleted.npy", np.asarray(deleted, dtype=np.int64))
-        return {"kind": self.kind, "index": self.index_type, "vectors": self.count()}
+        return {"kind": self.kind, "index": self.index_type, "requested": self.requested, "vectors": self.count()}
+
+    def _retype(self) -> None:
+        """Rebuild the index from its own vectors, as the type `choose_index` picks for its size."""
+        with self._lock:
+            ids = self._faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            inner = self._faiss.downcast_index(self._index.index)
+            if self.index_type.startswith("ivf"):
+                inner.make_direct_map()
+            vectors = inner.reconstruct_n(0, len(ids)) if len(ids) else np.zeros((0, self.dim), dtype=np.float32)
+            keep = np.array([int(i) not in self._deleted for i in ids], dtype=bool)
+        self.build(ids[keep], vectors[keep])
 
     @classmethod
     def load(cls, folder: Path, info: dict[str, Any]) -> FaissIndex:
         import faiss
 
         index = faiss.read_index(str(folder / "vectors.faiss"))
-        store = cls(index.d, info.get("index", "flat"))
+        store = cls(index.d, info.get("requested", info.get("index", "flat")))
+        store.index_type = info.get("index", "flat")
         store._tune(index, store.index_type)
         store._index = index
         if (folder / "deleted.npy").is_file():

@@ -83,5 +83,27 @@ def test_auto_switches_to_ivf_above_the_threshold_and_the_manifest_says_so(monke
     store = FaissIndex(32)
     store.build(np.arange(500, dtype=np.int64), clustered(500))
     assert store.index_type == "ivf_flat"
-    assert store.save(tmp_path) == {"kind": "faiss", "index": "ivf_flat", "vectors": 500}
+    assert store.save(tmp_path) == {"kind": "faiss", "index": "ivf_flat", "requested": "auto", "vectors": 500}
     assert FaissIndex.load(tmp_path, {"index": "ivf_flat"}).search(clustered(500)[7], 1)[0][0] == 7
+
+
+def test_an_auto_index_grown_past_exact_max_is_saved_as_ivf_and_back(tmp_path, monkeypatch):
+    """Uploads add to the index in place; the save that writes everything picks the type for its size."""
+    import rag.stores.faiss as faiss_store
+
+    monkeypatch.setattr(faiss_store, "EXACT_MAX", 500)
+    v = clustered(2000)
+    ids = np.arange(2000, dtype=np.int64) * 31
+    store = FaissIndex(32, "auto")
+    store.build(ids[:400], v[:400])
+    assert store.index_type == "flat"
+    store.add(ids[400:], v[400:])
+    info = store.save(tmp_path)
+    assert info["index"] == "ivf_flat" and info["requested"] == "auto"
+    loaded = FaissIndex.load(tmp_path, info)
+    assert loaded.index_type == "ivf_flat" and loaded.requested == "auto" and len(loaded) == 2000
+    assert [i for i, _ in loaded.search(v[1234], 1)] == [int(ids[1234])]
+    loaded.delete([int(i) for i in ids[300:]])  # shrinks below EXACT_MAX: exact again
+    info = loaded.save(tmp_path)
+    assert info["index"] == "flat" and len(FaissIndex.load(tmp_path, info)) == 300
+    assert [i for i, _ in loaded.search(v[42], 1)] == [int(ids[42])]
