@@ -81,6 +81,16 @@ def quiet_pymilvus() -> Iterator[None]:
             lg.setLevel(level)
 
 
+def error_reason(e: Exception) -> str:
+    """What a pymilvus error says, for our messages: its `message`, else the first line of its text
+    (a raw gRPC error's text runs to a dozen lines), else its type."""
+    message = getattr(e, "message", "")
+    if not message:
+        lines = str(e).strip().splitlines()
+        message = lines[0] if lines else ""
+    return message[:300] or type(e).__name__
+
+
 def connect(settings: Settings):
     """A `MilvusClient` for the configured URI.
 
@@ -104,23 +114,27 @@ def connect(settings: Settings):
             if lite
             else "start it (see docs/scaling.md), check RAG_MILVUS_URI and RAG_MILVUS_TOKEN, or set RAG_VECTOR_STORE=faiss"
         )
-        reason = getattr(e, "message", "") or type(e).__name__
-        raise VectorStoreError(f"cannot {what} ({reason}): {hint}") from None
+        raise VectorStoreError(f"cannot {what} ({error_reason(e)}): {hint}") from None
 
 
-def make_store(settings: Settings, dim: int, embedding_model: str) -> VectorIndex:
-    """An empty store of the configured kind, ready for `build`."""
+def make_store(settings: Settings, dim: int, embedding_model: str, client=None) -> VectorIndex:
+    """An empty store of the configured kind, ready for `build`.
+
+    Args:
+        client: a Milvus client to use instead of connecting (tests hand in a wrapped one).
+    """
     if settings.vector_store == "milvus":
         from rag.stores.milvus import MilvusIndex
 
         uri, _ = milvus_uri(settings)
-        return MilvusIndex(connect(settings), collection_name(settings, embedding_model), dim, uri)
+        client = client if client is not None else connect(settings)
+        return MilvusIndex(client, collection_name(settings, embedding_model), dim, uri, settings.milvus_index)
     from rag.stores.faiss import FaissIndex
 
     return FaissIndex(dim, settings.faiss_index)
 
 
-def load_store(folder: Path, manifest: dict[str, Any], settings: Settings | None = None) -> VectorIndex:
+def load_store(folder: Path, manifest: dict[str, Any], settings: Settings | None = None, client=None) -> VectorIndex:
     """Open the store a saved build names in its manifest (`vector_store.kind`).
 
     Raises:
@@ -133,18 +147,15 @@ def load_store(folder: Path, manifest: dict[str, Any], settings: Settings | None
 
         s = settings or Settings()
         uri, _ = milvus_uri(s)
-        client = connect(s)
+        client = client if client is not None else connect(s)
         try:
-            store = MilvusIndex(
-                client, info["collection"], int(manifest["embedding_dim"]), uri, info.get("index", "FLAT")
-            )
+            store = MilvusIndex(client, info["collection"], int(manifest["embedding_dim"]), uri, s.milvus_index, info)
             store.check(int(manifest["chunk_count"]))
         except RagError:
             raise
         except Exception as e:  # the server answered but refused: say what it said
-            reason = getattr(e, "message", "") or str(e) or type(e).__name__
             raise VectorStoreError(
-                f"the Milvus collection “{info['collection']}” at {uri} cannot be read ({reason}): "
+                f"the Milvus collection “{info['collection']}” at {uri} cannot be read ({error_reason(e)}): "
                 "rebuild it with `python -m rag index`, or check RAG_MILVUS_URI"
             ) from None
         return store
