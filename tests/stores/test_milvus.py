@@ -139,7 +139,7 @@ def test_an_engine_with_bm25_means_no_keyword_index_of_ours(lite_settings, embed
     assert r.retrieve("Will Cohere build data centres in Canada?", k=1).hits[0].chunk.doc_id == "cohere-mou"
 
 
-# --- index type, search parameters, passage text, alias swap ---
+# --- index type, search parameters, passage text, alias swap, TLS and database settings ---
 
 
 def clustered(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
@@ -314,3 +314,38 @@ def test_the_manifest_names_the_alias_and_its_collection_and_loads_through_them(
         "nprobe": 28
     }  # 4 * isqrt(60) lists, all probed
     assert loaded.search(v[11], 1)[0][0] == ids[11]
+
+
+def test_tls_and_database_settings_become_client_options(settings, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    s = settings.model_copy(
+        update={"milvus_uri": "https://milvus.example:19530", "milvus_ca": str(ca), "milvus_db_name": "policy"}
+    )
+    opts = factory.client_options(s)
+    assert opts["uri"] == "https://milvus.example:19530" and opts["db_name"] == "policy"
+    assert opts["secure"] is True and opts["server_pem_path"] == str(ca.resolve())
+    plain = factory.client_options(settings.model_copy(update={"milvus_uri": "http://h:19530"}))
+    assert "secure" not in plain and "db_name" not in plain and "server_pem_path" not in plain
+
+
+@pytest.mark.parametrize(
+    "update, message",
+    [
+        ({"milvus_uri": "https://h:19530", "milvus_ca": "/nope/ca.pem"}, "RAG_MILVUS_CA='/nope/ca.pem': no such file"),
+        ({"milvus_uri": "http://h:19530", "milvus_ca": "ca.pem"}, "is not a TLS server: give the server as https://"),
+        ({"milvus_ca": "ca.pem"}, "is not a TLS server"),  # Milvus Lite
+        ({"milvus_db_name": "policy"}, "RAG_MILVUS_DB_NAME='policy': Milvus Lite has one database"),
+    ],
+)
+def test_tls_and_database_mistakes_are_clear_setting_errors(settings, update, message):
+    with pytest.raises(BadInputError, match=message):
+        factory.connect(settings.model_copy(update=update))
+
+
+def test_the_database_is_part_of_the_store_label(settings, embedder):
+    from rag.indexing import store_label
+
+    s = settings.model_copy(update={"vector_store": "milvus", "milvus_collection": "c"})
+    assert store_label(s, embedder) == "milvus:c"
+    assert store_label(s.model_copy(update={"milvus_db_name": "policy"}), embedder) == "milvus:policy/c"
