@@ -67,6 +67,20 @@ def test_a_stopped_server_is_a_clear_error(settings, tmp_path):
         factory.CONNECT_TIMEOUT = old
 
 
+def test_the_engine_has_no_aliases_nor_hnsw_so_rebuilds_in_place_and_records_flat(store_settings, embedder, caplog):
+    """The milvus-lite engine answers alias calls UNIMPLEMENTED and refuses HNSW, like Lite."""
+    s = store_settings.model_copy(update={"milvus_index": "hnsw"})
+    build_index(s, embedder, progress=False)
+    with caplog.at_level("INFO", logger="rag.stores.milvus"):
+        again = build_index(s, embedder, progress=False)
+    info = again.manifest["vector_store"]
+    assert (info["alias"], info["target"], info["index"]) == (False, s.milvus_collection, "FLAT")
+    assert "the engine refused HNSW (invalid index type: HNSW" in info["index_fallback"]
+    assert f"rebuilding {s.milvus_collection} in place" in caplog.text
+    assert again.vectors.client.list_collections().count(s.milvus_collection) == 1
+    assert len(again.vectors.passages([int(k) for k in list(again.rows)[:3]])) == 3
+
+
 def test_tls_with_the_right_ca_answers_and_a_wrong_ca_is_a_clear_error(
     store_settings, embedder, server_uri, tmp_path, monkeypatch
 ):
