@@ -169,7 +169,16 @@ def make_store(settings: Settings, dim: int, embedding_model: str, client=None) 
 
         uri, _ = milvus_uri(settings)
         client = client if client is not None else connect(settings)
-        return MilvusIndex(client, collection_name(settings, embedding_model), dim, uri, settings.milvus_index)
+        name = collection_name(settings, embedding_model)
+        try:
+            return MilvusIndex(client, name, dim, uri, settings.milvus_index)
+        except RagError:
+            raise
+        except Exception as e:  # connected, but the first call was refused (a missing database, no rights)
+            raise VectorStoreError(
+                f"the Milvus server at {uri} refused to look up the collection “{name}” ({error_reason(e)}): "
+                "check RAG_MILVUS_TOKEN and RAG_MILVUS_DB_NAME"
+            ) from None
     from rag.stores.faiss import FaissIndex
 
     return FaissIndex(dim, settings.faiss_index)

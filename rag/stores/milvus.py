@@ -112,9 +112,14 @@ class MilvusIndex(VectorIndex):
         self.engine_bm25 = _bm25_version(client)
         self.keyword = False
         self.text = False
-        if client.has_collection(collection):
+        if self._exists():
             fields = self._fields()
             self.keyword, self.text = "sparse" in fields, "text" in fields
+
+    def _exists(self) -> bool:
+        """Whether `collection` names a collection, itself or as an alias (Milvus resolves aliases in
+        `has_collection`; the alias lookup makes that explicit rather than assumed)."""
+        return self.client.has_collection(self.collection) or _alias_target(self.client, self.collection)[1] is not None
 
     @property
     def index_type(self) -> str:
@@ -130,7 +135,7 @@ class MilvusIndex(VectorIndex):
             IndexStaleError: naming what differs and the command that fixes it.
         """
         fix = "rebuild it with `python -m rag index` (or `make index`)"
-        if not self.client.has_collection(self.collection):
+        if not self._exists():
             raise IndexStaleError(f"the Milvus collection “{self.collection}” at {self.uri} is missing: {fix}")
         fields = self._fields()
         dim = int(fields.get("dense", {}).get("params", {}).get("dim", -1))

@@ -349,3 +349,11 @@ def test_the_database_is_part_of_the_store_label(settings, embedder):
     s = settings.model_copy(update={"vector_store": "milvus", "milvus_collection": "c"})
     assert store_label(s, embedder) == "milvus:c"
     assert store_label(s.model_copy(update={"milvus_db_name": "policy"}), embedder) == "milvus:policy/c"
+
+
+def test_a_server_that_refuses_the_first_lookup_is_a_clear_error(lite_settings):
+    from tests.fakes import AliasingMilvus
+
+    client = AliasingMilvus(factory.connect(lite_settings), fail_on="has_collection")
+    with pytest.raises(VectorStoreError, match=r"refused to look up .*injected failure.*RAG_MILVUS_DB_NAME"):
+        factory.make_store(lite_settings, 16, "fake", client=client)
