@@ -54,8 +54,14 @@ milvus-servers: ## install the Milvus server the integration tests start (milvus
 test-milvus: setup milvus-servers ## the retrieval tests against a real Milvus server on 127.0.0.1
 	$(PY) -m pytest -q -m milvus_server tests
 
+milvus-up: ## start Milvus standalone with etcd and MinIO (deploy/docker-compose.yml; needs Docker)
+	docker compose -f deploy/docker-compose.yml up -d --wait
+
+test-milvus-standalone: setup ## the store tests against a real Milvus at RAG_TEST_MILVUS_URI (default localhost:19530)
+	RAG_TEST_MILVUS_URI=$${RAG_TEST_MILVUS_URI:-http://localhost:19530} $(PY) -m pytest -q -rs -m milvus_standalone tests/stores
+
 lint: setup ## ruff lint and format check
 	.venv/bin/ruff check rag tests app.py bench
 	.venv/bin/ruff format --check rag tests app.py bench
 
-.PHONY: help setup index run chat test test-fast eval bench scale milvus-servers test-milvus lint
+.PHONY: help setup index run chat test test-fast eval bench scale milvus-servers test-milvus milvus-up test-milvus-standalone lint

@@ -48,9 +48,11 @@ def source_files(settings: Settings) -> list[Path]:
 
 
 def store_label(settings: Settings, embedder: Embedder) -> str:
-    """`"faiss"`, or `"milvus:<collection>"`: changing either makes the index stale."""
+    """`"faiss"`, or `"milvus:<collection>"` (`"milvus:<database>/<collection>"` with RAG_MILVUS_DB_NAME):
+    changing either makes the index stale."""
     if settings.vector_store == "milvus":
-        return f"milvus:{collection_name(settings, embedder.name)}"
+        db = f"{settings.milvus_db_name}/" if settings.milvus_db_name else ""
+        return f"milvus:{db}{collection_name(settings, embedder.name)}"
     return "faiss"
 
 

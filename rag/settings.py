@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     milvus_uri: str = ""  # a local path (Milvus Lite, default index/milvus.db) or http://host:19530
     milvus_token: SecretStr = SecretStr("")  # "user:password" or an API key, for an authenticated server
     milvus_collection: str = ""  # default: derived from the corpus folder and embedding model
+    # auto: FLAT up to 100,000 passages, IVF_FLAT above (rag/stores/milvus_plan.py); hnsw and autoindex on request
+    milvus_index: Literal["auto", "flat", "ivf_flat", "hnsw", "autoindex"] = "auto"
+    milvus_db_name: str = ""  # a database on a Milvus server; empty: the server's default database
+    milvus_ca: str = ""  # path to the CA certificate (PEM) that signed an https:// server's certificate
 
     # Generation.
     backend: Literal["llama_cpp", "transformers", "openai"] = "llama_cpp"

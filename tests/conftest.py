@@ -18,6 +18,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: runs the real packaged models (minutes)")
     config.addinivalue_line("markers", "browser: drives headless Chromium")
     config.addinivalue_line("markers", "milvus_server: starts a Milvus server on 127.0.0.1 (`make milvus-servers`)")
+    config.addinivalue_line(
+        "markers", "milvus_standalone: a real Milvus deployment at RAG_TEST_MILVUS_URI (deploy/docker-compose.yml)"
+    )
 
 
 @pytest.fixture

@@ -179,3 +179,90 @@ class PacedGenerator:
         finally:
             with self._count:
                 self._running -= 1
+
+
+class AliasingMilvus:
+    """A real Milvus Lite client given the collection aliases of a Milvus server (Lite has none),
+    recording every call as `(method, args, kwargs)` in `calls`.
+
+    The alias rules are Milvus 2.5's: an alias names one collection and stands for it in every call
+    that takes a collection name; it cannot share a collection's name; `create_alias` refuses an alias
+    that exists and `alter_alias` one that does not; a collection cannot be dropped through an alias,
+    nor while an alias names it. `fail_on` makes the first call of that method raise, once. With
+    `aliases=False` the alias calls go to Lite, which answers them UNIMPLEMENTED: a recording Lite.
+    """
+
+    def __init__(self, client, fail_on: str = "", aliases: bool = True) -> None:
+        self.client = client
+        self.aliases: dict[str, str] = {}
+        self.calls: list[tuple[str, tuple, dict]] = []
+        self.fail_on = fail_on
+        self.has_aliases = aliases
+
+    @staticmethod
+    def _error(message: str) -> Exception:
+        from pymilvus.exceptions import MilvusException
+
+        return MilvusException(code=1, message=message)
+
+    def _record(self, name: str, args: tuple, kwargs: dict) -> None:
+        self.calls.append((name, args, kwargs))
+        if name == self.fail_on:
+            self.fail_on = ""
+            raise self._error(f"injected failure of {name}")
+
+    def called(self, name: str) -> list[tuple[tuple, dict]]:
+        return [(a, kw) for n, a, kw in self.calls if n == name]
+
+    def create_alias(self, collection_name: str, alias: str, **_) -> None:
+        self._record("create_alias", (collection_name, alias), {})
+        if not self.has_aliases:
+            return self.client.create_alias(collection_name, alias)
+        if alias in self.aliases:
+            raise self._error(f"alias {alias} already exists")
+        if self.client.has_collection(alias):
+            raise self._error(f"alias {alias} conflicts with a collection of that name")
+        if not self.client.has_collection(collection_name):
+            raise self._error(f"collection {collection_name} not found")
+        self.aliases[alias] = collection_name
+
+    def alter_alias(self, collection_name: str, alias: str, **_) -> None:
+        self._record("alter_alias", (collection_name, alias), {})
+        if not self.has_aliases:
+            return self.client.alter_alias(collection_name, alias)
+        if alias not in self.aliases:
+            raise self._error(f"alias {alias} not found")
+        if not self.client.has_collection(collection_name):
+            raise self._error(f"collection {collection_name} not found")
+        self.aliases[alias] = collection_name
+
+    def describe_alias(self, alias: str, **_) -> dict:
+        self._record("describe_alias", (alias,), {})
+        if not self.has_aliases:
+            return self.client.describe_alias(alias)
+        if alias not in self.aliases:
+            raise self._error(f"alias not found[database=default][alias={alias}]")
+        return {"alias": alias, "collection_name": self.aliases[alias], "db_name": "default"}
+
+    def drop_collection(self, collection_name: str, **kwargs) -> None:
+        self._record("drop_collection", (collection_name,), kwargs)
+        if collection_name in self.aliases:
+            raise self._error(f"cannot drop the collection via alias {collection_name}")
+        if collection_name in self.aliases.values():
+            raise self._error(f"collection {collection_name} has aliases: drop them first")
+        self.client.drop_collection(collection_name, **kwargs)
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            self._record(name, args, kwargs)
+            if args and isinstance(args[0], str):
+                args = (self.aliases.get(args[0], args[0]), *args[1:])
+            if isinstance(kwargs.get("collection_name"), str):
+                kwargs["collection_name"] = self.aliases.get(kwargs["collection_name"], kwargs["collection_name"])
+            return attr(*args, **kwargs)
+
+        return call

@@ -59,3 +59,17 @@ def test_a_rate_limit_of_zero_is_refused():
         Settings.load(rate_limit="000/second")
     assert Settings.load(rate_limit="1/second").rate_limit == "1/second"
     assert Settings.load(rate_limit="").rate_limit == ""
+
+
+def test_milvus_deployment_settings_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("RAG_MILVUS_INDEX", "hnsw")
+    monkeypatch.setenv("RAG_MILVUS_DB_NAME", "policy")
+    monkeypatch.setenv("RAG_MILVUS_CA", "/etc/milvus/ca.pem")
+    monkeypatch.setenv("RAG_TEST_MILVUS_URI", "http://localhost:19530")  # the tests' variable is not a setting
+    s = Settings.load()
+    assert (s.milvus_index, s.milvus_db_name, s.milvus_ca) == ("hnsw", "policy", "/etc/milvus/ca.pem")
+    monkeypatch.setenv("RAG_MILVUS_INDEX", "diskann")
+    with pytest.raises(BadInputError, match="RAG_MILVUS_INDEX: Input should be 'auto', 'flat', 'ivf_flat', 'hnsw'"):
+        Settings.load()
+    monkeypatch.delenv("RAG_MILVUS_INDEX")
+    assert Settings.load().milvus_index == "auto"

@@ -1,7 +1,7 @@
 """Pick and open the vector store named by `Settings.vector_store`: `faiss` or `milvus`.
 
-Says which package to install when an import is missing, and turns a malformed Milvus URI or an
-unreachable server into one clear `RagError`. This module does not search.
+Says which package to install when an import is missing, and turns a malformed Milvus URI, a missing
+CA certificate or an unreachable server into one clear `RagError`. This module does not search.
 """
 
 from __future__ import annotations
@@ -81,12 +81,58 @@ def quiet_pymilvus() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def connect(settings: Settings):
-    """A `MilvusClient` for the configured URI.
+def error_reason(e: Exception) -> str:
+    """What a pymilvus error says, for our messages: its `message`, else the first line of its text
+    (a raw gRPC error's text runs to a dozen lines), else its type."""
+    message = getattr(e, "message", "")
+    if not message:
+        lines = str(e).strip().splitlines()
+        message = lines[0] if lines else ""
+    return message[:300] or type(e).__name__
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of pymilvus' `MilvusClient` for these settings (pymilvus 2.5).
+
+    A CA certificate turns on TLS (`secure`, `server_pem_path`: one-way TLS, the server proves who it
+    is); a database name is passed as `db_name`. Both are for a server: Milvus Lite has neither.
 
     Raises:
-        BadInputError: malformed URI. VectorStoreError: pymilvus missing or the server unreachable.
+        BadInputError: a malformed URI; a database or CA given for Milvus Lite; a CA for an http:// URI;
+            a CA file that does not exist.
     """
+    uri, lite = milvus_uri(settings)
+    opts: dict[str, Any] = {"uri": uri, "token": settings.milvus_token.get_secret_value(), "timeout": CONNECT_TIMEOUT}
+    if settings.milvus_db_name:
+        if lite:
+            raise BadInputError(
+                f"invalid setting: RAG_MILVUS_DB_NAME={settings.milvus_db_name!r}: Milvus Lite has one database; "
+                "unset it, or set RAG_MILVUS_URI to a server (http://host:19530)"
+            )
+        opts["db_name"] = settings.milvus_db_name
+    if settings.milvus_ca:
+        ca = Path(settings.milvus_ca).expanduser()
+        if lite or urlparse(uri).scheme != "https":
+            raise BadInputError(
+                f"invalid setting: RAG_MILVUS_CA is set but RAG_MILVUS_URI={uri!r} is not a TLS server: "
+                "give the server as https://host:19530, or unset RAG_MILVUS_CA"
+            )
+        if not ca.is_file():
+            raise BadInputError(
+                f"invalid setting: RAG_MILVUS_CA={settings.milvus_ca!r}: no such file; give the path of the "
+                "CA certificate (PEM) that signed the Milvus server's certificate"
+            )
+        opts |= {"secure": True, "server_pem_path": str(ca.resolve())}
+    return opts
+
+
+def connect(settings: Settings):
+    """A `MilvusClient` for the configured URI, database and TLS certificate.
+
+    Raises:
+        BadInputError: as `client_options`. VectorStoreError: pymilvus missing or the server unreachable.
+    """
+    opts = client_options(settings)
     uri, lite = milvus_uri(settings)
     # milvus-lite 2.5.1 imports pkg_resources, which warns on every start
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -96,31 +142,49 @@ def connect(settings: Settings):
         raise VectorStoreError(f"RAG_VECTOR_STORE=milvus needs the pymilvus package: {INSTALL_MILVUS}") from None
     try:
         with quiet_pymilvus():  # it logs its own error line on a failed connect; ours says more
-            return MilvusClient(uri=uri, token=settings.milvus_token.get_secret_value(), timeout=CONNECT_TIMEOUT)
+            return MilvusClient(**opts)
     except Exception as e:
+        reason = error_reason(e)
         what = f"open the Milvus Lite file {uri}" if lite else f"reach the Milvus server at {uri}"
-        hint = (
-            "is another process using it? A Milvus Lite file is locked to one process"
-            if lite
-            else "start it (see docs/scaling.md), check RAG_MILVUS_URI and RAG_MILVUS_TOKEN, or set RAG_VECTOR_STORE=faiss"
-        )
-        reason = getattr(e, "message", "") or type(e).__name__
+        if lite:
+            hint = "is another process using it? A Milvus Lite file is locked to one process"
+        elif "database" in reason.lower():
+            hint = f"check RAG_MILVUS_DB_NAME: the database {settings.milvus_db_name!r} must exist on the server"
+        else:
+            hint = "start it (see deploy/README.md), check RAG_MILVUS_URI and RAG_MILVUS_TOKEN"
+            if settings.milvus_ca:
+                hint += ", and that RAG_MILVUS_CA signed the certificate the server presents for that host name"
+            hint += ", or set RAG_VECTOR_STORE=faiss"
         raise VectorStoreError(f"cannot {what} ({reason}): {hint}") from None
 
 
-def make_store(settings: Settings, dim: int, embedding_model: str) -> VectorIndex:
-    """An empty store of the configured kind, ready for `build`."""
+def make_store(settings: Settings, dim: int, embedding_model: str, client=None) -> VectorIndex:
+    """An empty store of the configured kind, ready for `build`.
+
+    Args:
+        client: a Milvus client to use instead of connecting (tests hand in a wrapped one).
+    """
     if settings.vector_store == "milvus":
         from rag.stores.milvus import MilvusIndex
 
         uri, _ = milvus_uri(settings)
-        return MilvusIndex(connect(settings), collection_name(settings, embedding_model), dim, uri)
+        client = client if client is not None else connect(settings)
+        name = collection_name(settings, embedding_model)
+        try:
+            return MilvusIndex(client, name, dim, uri, settings.milvus_index)
+        except RagError:
+            raise
+        except Exception as e:  # connected, but the first call was refused (a missing database, no rights)
+            raise VectorStoreError(
+                f"the Milvus server at {uri} refused to look up the collection “{name}” ({error_reason(e)}): "
+                "check RAG_MILVUS_TOKEN and RAG_MILVUS_DB_NAME"
+            ) from None
     from rag.stores.faiss import FaissIndex
 
     return FaissIndex(dim, settings.faiss_index)
 
 
-def load_store(folder: Path, manifest: dict[str, Any], settings: Settings | None = None) -> VectorIndex:
+def load_store(folder: Path, manifest: dict[str, Any], settings: Settings | None = None, client=None) -> VectorIndex:
     """Open the store a saved build names in its manifest (`vector_store.kind`).
 
     Raises:
@@ -133,18 +197,15 @@ def load_store(folder: Path, manifest: dict[str, Any], settings: Settings | None
 
         s = settings or Settings()
         uri, _ = milvus_uri(s)
-        client = connect(s)
+        client = client if client is not None else connect(s)
         try:
-            store = MilvusIndex(
-                client, info["collection"], int(manifest["embedding_dim"]), uri, info.get("index", "FLAT")
-            )
+            store = MilvusIndex(client, info["collection"], int(manifest["embedding_dim"]), uri, s.milvus_index, info)
             store.check(int(manifest["chunk_count"]))
         except RagError:
             raise
         except Exception as e:  # the server answered but refused: say what it said
-            reason = getattr(e, "message", "") or str(e) or type(e).__name__
             raise VectorStoreError(
-                f"the Milvus collection “{info['collection']}” at {uri} cannot be read ({reason}): "
+                f"the Milvus collection “{info['collection']}” at {uri} cannot be read ({error_reason(e)}): "
                 "rebuild it with `python -m rag index`, or check RAG_MILVUS_URI"
             ) from None
         return store

@@ -9,7 +9,7 @@ from rag.indexing import build_index, open_index
 from rag.retrieval import HybridRetriever
 from rag.stores import factory
 from tests.stores import test_every_store
-from tests.stores.servers import INSTALL_HINT, lite_server, lite_server_binary
+from tests.stores.servers import INSTALL_HINT, lite_server, lite_server_binary, self_signed_cert, tls_proxy
 
 pytestmark = [
     pytest.mark.milvus_server,
@@ -65,3 +65,41 @@ def test_a_stopped_server_is_a_clear_error(settings, tmp_path):
             factory.connect(s)
     finally:
         factory.CONNECT_TIMEOUT = old
+
+
+def test_the_engine_has_no_aliases_nor_hnsw_so_rebuilds_in_place_and_records_flat(store_settings, embedder, caplog):
+    """The milvus-lite engine answers alias calls UNIMPLEMENTED and refuses HNSW, like Lite."""
+    s = store_settings.model_copy(update={"milvus_index": "hnsw"})
+    build_index(s, embedder, progress=False)
+    with caplog.at_level("INFO", logger="rag.stores.milvus"):
+        again = build_index(s, embedder, progress=False)
+    info = again.manifest["vector_store"]
+    assert (info["alias"], info["target"], info["index"]) == (False, s.milvus_collection, "FLAT")
+    assert "the engine refused HNSW (invalid index type: HNSW" in info["index_fallback"]
+    assert f"rebuilding {s.milvus_collection} in place" in caplog.text
+    assert again.vectors.client.list_collections().count(s.milvus_collection) == 1
+    assert len(again.vectors.passages([int(k) for k in list(again.rows)[:3]])) == 3
+
+
+def test_tls_with_the_right_ca_answers_and_a_wrong_ca_is_a_clear_error(
+    store_settings, embedder, server_uri, tmp_path, monkeypatch
+):
+    pair, other = self_signed_cert(tmp_path / "tls"), self_signed_cert(tmp_path / "tls", "other")
+    if pair is None or other is None:
+        pytest.skip("no openssl to make a test certificate")
+    monkeypatch.setattr(factory, "CONNECT_TIMEOUT", 3.0)
+    with tls_proxy(int(server_uri.rsplit(":", 1)[1]), *pair) as port:
+        s = store_settings.model_copy(update={"milvus_uri": f"https://localhost:{port}", "milvus_ca": str(pair[0])})
+        build_index(s, embedder, progress=False)  # the proxy speaks only TLS: this went through it
+        hit = HybridRetriever(open_index(s, embedder), embedder).retrieve("Cohere data centres in Canada").hits[0]
+        assert hit.chunk.doc_id == "cohere-mou"
+        # pymilvus shares one connection per URI, token and database, whatever the certificate: so
+        # the wrong CA is tried on the other name the certificate holds, 127.0.0.1
+        wrong = s.model_copy(update={"milvus_uri": f"https://127.0.0.1:{port}", "milvus_ca": str(other[0])})
+        with pytest.raises(factory.VectorStoreError, match="and that RAG_MILVUS_CA signed the certificate"):
+            factory.connect(wrong)
+        clear = s.model_copy(update={"milvus_uri": f"http://localhost:{port}", "milvus_ca": ""})
+        with pytest.raises(
+            factory.VectorStoreError, match=f"cannot reach the Milvus server at http://localhost:{port}"
+        ):
+            factory.connect(clear)
