@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,8 @@ from rag.evaluation.qaset import QAItem
 from rag.evaluation.records import read_records
 from rag.evaluation.report import fmt, table
 from rag.settings import Settings
+
+log = logging.getLogger(__name__)
 
 STORES = ("faiss", "milvus-lite", "milvus-server")
 REFERENCE = "faiss"
@@ -135,12 +138,21 @@ def store_settings(base: Settings, store: str, folder: Path, uri: str = "", toke
 
 def _drop_collection(vectors) -> None:
     """Drop a server's collection and the alias naming it (the check's own, by `store_settings`)."""
-    from rag.stores.factory import quiet_pymilvus
+    from rag.stores.factory import error_reason, quiet_pymilvus
 
-    with suppress(Exception), quiet_pymilvus():
-        if vectors.target != vectors.collection:
-            vectors.client.drop_alias(vectors.collection)
-        vectors.client.drop_collection(vectors.target)
+    try:
+        with quiet_pymilvus():
+            if vectors.target != vectors.collection:
+                vectors.client.drop_alias(vectors.collection)
+            vectors.client.drop_collection(vectors.target)
+    except Exception as e:  # the figures stand; a leftover costs space
+        log.warning("could not drop %s at %s (%s): drop it by hand", vectors.target, vectors.uri, error_reason(e))
+
+
+def check_fresh(out_dir: Path) -> None:
+    """Raises BadInputError when `out_dir` holds files: a run's results would be resumed, not redone."""
+    if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()):
+        raise BadInputError(f"{out_dir} holds an earlier run; give a new --out folder, or delete that one")
 
 
 def run_store(
@@ -168,16 +180,18 @@ def run_store(
     t0 = time.perf_counter()
     built = build_index(settings, embedder, progress=progress)
     build_s = time.perf_counter() - t0
-    pipe = RagPipeline.from_settings(settings, generator=NoGenerator(), embedder=embedder)
+    pipe = None
     try:
+        pipe = RagPipeline.from_settings(settings, generator=NoGenerator(), embedder=embedder)
         t1 = time.perf_counter()
         summary = run_eval(pipe, items, out_dir, retrieval_only=True, progress=progress, report=False)
         eval_s = time.perf_counter() - t1
         detail = pipe.retriever.data.vectors.describe()
     finally:
-        if drop:
-            _drop_collection(pipe.retriever.data.vectors)
-        pipe.retriever.data.vectors.close()
+        if drop:  # before closing: pymilvus shares one connection per URI, so a close ends both clients'
+            _drop_collection(built.vectors)
+        if pipe is not None:
+            pipe.retriever.data.vectors.close()
         built.vectors.close()
     records = read_records(out_dir / RESULTS)
     return StoreRun(
@@ -216,8 +230,7 @@ def compare_stores(
     from rag.evaluation.milvus_server import lite_server
 
     out_dir = Path(out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise BadInputError(f"{out_dir} holds an earlier run; give a new --out folder, or delete that one")
+    check_fresh(out_dir)
     order = [REFERENCE, *(s for s in stores if s != REFERENCE)]
     cached = embedder if isinstance(embedder, CachingEmbedder) else CachingEmbedder(embedder)
     runs: list[StoreRun] = []
@@ -235,7 +248,13 @@ def compare_stores(
             settings = store_settings(base, store, folder, uri, server_token)
             try:
                 run = run_store(
-                    store, settings, cached, items, out_dir / store, progress=progress, drop=bool(server_uri)
+                    store,
+                    settings,
+                    cached,
+                    items,
+                    out_dir / store,
+                    progress=progress,
+                    drop=store == "milvus-server" and bool(server_uri),
                 )
             except VectorStoreError as e:
                 if store == REFERENCE:
@@ -315,7 +334,6 @@ def write_run(out_dir: Path, text: str, runs: Sequence[StoreRun], verdict: Agree
 
 
 def main(argv: list[str] | None = None) -> int:
-    import logging
     import os
 
     ap = argparse.ArgumentParser(
@@ -346,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         from rag.embedding import SentenceTransformerEmbedder
         from rag.evaluation.qaset import load_qaset, select_items
 
+        check_fresh(out)
         base = Settings.load()
         items = select_items(load_qaset(args.questions, base.corpus_dir), args.split, args.limit)
         if not items:

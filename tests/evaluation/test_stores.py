@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from rag.errors import BadInputError
-from rag.evaluation.milvus_server import free_port
+from rag.evaluation.milvus_server import INSTALL_HINT, free_port, lite_server, lite_server_binary
 from rag.evaluation.stores import (
     AGREE,
     DISAGREE,
@@ -118,3 +118,19 @@ def test_a_server_that_does_not_answer_is_skipped_with_the_reason(
     verdict = agreement(runs)
     assert verdict.exit_code == INCOMPLETE and verdict.skipped == ["milvus-server"]
     assert "milvus-server did not run: cannot reach" in render(runs, verdict)
+
+
+@pytest.mark.milvus_server
+@pytest.mark.skipif(lite_server_binary() is None, reason=INSTALL_HINT)
+def test_a_named_server_agrees_and_keeps_no_collection(settings, embedder, tiny_items, tmp_path):
+    from pymilvus import MilvusClient
+
+    with lite_server(tmp_path / "engine") as uri:
+        runs = compare_stores(
+            settings, embedder, tiny_items, tmp_path / "run", stores=("milvus-server",), server_uri=uri
+        )
+        assert [r.store for r in runs] == ["faiss", "milvus-server"] and runs[1].detail["uri"] == uri
+        assert agreement(runs).exit_code == AGREE and runs[1].summary["hit_at_5"] == 1.0
+        client = MilvusClient(uri=uri)
+        assert not [c for c in client.list_collections() if c.startswith("rag_stores_agree_")]
+        client.close()
