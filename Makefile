@@ -54,6 +54,9 @@ milvus-servers: ## install the Milvus server the integration tests start (milvus
 test-milvus: setup milvus-servers ## the retrieval tests against a real Milvus server on 127.0.0.1
 	$(PY) -m pytest -q -m milvus_server tests
 
+stores-agree: setup milvus-servers ## hit@5 on FAISS, Milvus Lite and a Milvus server (RAG_TEST_MILVUS_URI or the one above); fails past 0.01 apart (~5 min)
+	nice -n 19 $(PY) -m rag.evaluation.stores
+
 milvus-up: ## start Milvus standalone with etcd and MinIO (deploy/docker-compose.yml; needs Docker)
 	docker compose -f deploy/docker-compose.yml up -d --wait
 
@@ -64,4 +67,4 @@ lint: setup ## ruff lint and format check
 	.venv/bin/ruff check rag tests app.py bench
 	.venv/bin/ruff format --check rag tests app.py bench
 
-.PHONY: help setup index run chat test test-fast eval bench scale milvus-servers test-milvus milvus-up test-milvus-standalone lint
+.PHONY: help setup index run chat test test-fast eval bench scale milvus-servers test-milvus stores-agree milvus-up test-milvus-standalone lint
