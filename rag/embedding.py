@@ -50,3 +50,32 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
+
+
+class CachingEmbedder:
+    """Wraps an embedder and remembers every vector by its text, so a second build of the same
+    corpus, and the same question on another store, are not embedded again. Same `name` and `dim`."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self._documents: dict[str, np.ndarray] = {}
+        self._queries: dict[str, np.ndarray] = {}
+        self.embedded = 0  # passages the wrapped embedder was given
+        self.reused = 0  # passages answered from memory
+
+    def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in self._documents]
+        if new:
+            self._documents.update(zip(new, self.inner.embed_documents(new, progress=progress), strict=True))
+        self.embedded += len(new)
+        self.reused += len(texts) - len(new)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._documents[t] for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        if text not in self._queries:
+            self._queries[text] = self.inner.embed_query(text)
+        return self._queries[text].copy()  # a caller may normalise in place
