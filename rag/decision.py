@@ -86,7 +86,9 @@ class DecisionOptions:
         evidence_sentences: at most this many sentences are quoted as evidence (0: none, so a draft
             that cannot be shown is refused).
         min_sentence_score: a sentence whose own score in the ranking (`rag.evidence`) reaches this
-            is on the subject whatever its passage names (None: off).
+            is on the subject whatever its passage names (None: off), when the model's doubt
+            (its p(refusal opening), `evidence_max_p_refusal`) is low enough.
+        evidence_max_p_refusal: see `min_sentence_score` (None: any).
     """
 
     answerability: AnswerabilityModel | None = None
@@ -95,6 +97,7 @@ class DecisionOptions:
     min_coverage: float = 0.75
     evidence_sentences: int = 2
     min_sentence_score: float | None = None
+    evidence_max_p_refusal: float | None = None
 
 
 Step = Callable[[Draft, DecisionOptions], Verdict | None]
@@ -129,9 +132,11 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     answerable = p is not None and opts.answerability is not None and p >= opts.answerability.threshold
     subject = set(tokenize(draft.question))
     citations: list[Citation] = []
+    doubt = draft.signals.get("p_refusal_open_ended")
+    sure = opts.evidence_max_p_refusal is None or (doubt is not None and doubt <= opts.evidence_max_p_refusal)
     for q, cov in zip(draft.ranked, draft.coverage, strict=True):
         text = q.text(draft.hits)
-        close = opts.min_sentence_score is not None and q.score >= opts.min_sentence_score
+        close = opts.min_sentence_score is not None and sure and q.score >= opts.min_sentence_score
         if not (answerable or close or cov >= opts.min_coverage) or not subject & set(tokenize(text)):
             continue  # off the subject: its passage names too little of it, or the sentence none
         if answers_the_question(draft.question, text) is False:

@@ -3,6 +3,8 @@ passages quoted when the draft cannot be shown, and the refusal when no passage 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rag.answer_type import answers_the_question
 from rag.answerability import AnswerabilityModel
 from rag.citations import CitationChecker
@@ -107,3 +109,17 @@ def test_a_sentence_not_in_its_document_word_for_word_is_not_quoted():
     d = draft("How much does the breakwater cost?", REFUSAL)
     d.documents = {}  # the passages' documents are unknown: nothing can be placed, so nothing is quoted
     assert evidence_excerpt(d, DecisionOptions(min_coverage=0.6)) is None
+
+
+def test_a_close_sentence_is_quoted_when_the_model_was_sure_and_not_when_it_doubted():
+    d = draft("How much will the seawall cost?", "")  # the check removed every sentence; no passage names "seawall"
+    score = next(q.score for q in d.ranked if "£40 million" in q.text(d.hits))
+    opts = DecisionOptions(min_coverage=0.99, min_sentence_score=score - 0.01, evidence_max_p_refusal=0.02)
+    assert evidence_excerpt(d, DecisionOptions(min_coverage=0.99)) is None  # off by default
+    d.signals["p_refusal_open_ended"] = 0.01
+    verdict = evidence_excerpt(d, opts)
+    assert verdict is not None and "£40 million" in verdict.checked.text
+    d.signals["p_refusal_open_ended"] = 0.2  # the model doubted the documents
+    assert evidence_excerpt(d, opts) is None
+    d.signals["p_refusal_open_ended"] = 0.01
+    assert evidence_excerpt(d, replace(opts, min_sentence_score=score + 0.01)) is None  # not close enough

@@ -29,6 +29,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from rag.embedding import CachingEmbedder
 from rag.evaluation.decision_cv import cross_validate, figures
 from rag.evaluation.qaset import QAItem, load_qaset
 from rag.evaluation.scoring import quote_spans, score_answer
@@ -72,7 +73,7 @@ def failed_draft_scores(
     `opened` says it opened with one), with `knob` set to `value`."""
     bodies = {d: doc.body for d, doc in pipeline.retriever.documents.items()}
     saved = pipeline.options
-    pipeline.options = saved.but(**{knob: value})
+    pipeline.options = saved.but(**(value if knob == "many" else {knob: value}))
     out = {}
     try:
         for item in items:
@@ -91,20 +92,28 @@ def failed_draft_scores(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--split", default="dev")
-    ap.add_argument("--knob", required=True)
+    ap.add_argument("--knob", required=True, help="a decision option, or `many` with JSON objects as values")
     ap.add_argument("--values", nargs="+", required=True, help="JSON values, or `shipped`")
     ap.add_argument("--questions", type=Path, default=Path("evals/qa.jsonl"))
     ap.add_argument("--openings", type=Path, help="generate (or reuse) the model's openings, kept in this file")
+    ap.add_argument("--opened-only", action="store_true", help="score only the items whose opening is kept")
     args = ap.parse_args()
     from rag.generation import NoGenerator
     from rag.settings import Settings
 
     settings = Settings()
-    pipeline = RagPipeline.from_settings(settings, generator=None if args.openings else NoGenerator())
+    generate = args.openings is not None and not args.opened_only
+    pipeline = RagPipeline.from_settings(settings, generator=None if generate else NoGenerator())
+    pipeline.checker.embedder = pipeline.retriever.embedder = CachingEmbedder(pipeline.retriever.embedder)
     items = [it for it in load_qaset(args.questions, settings.corpus_dir) if it.split == args.split]
-    opened = openings(pipeline, items, args.openings) if args.openings else None
+    if args.opened_only and args.openings:
+        kept = json.loads(args.openings.read_text())
+        items = [it for it in items if it.id in kept]
+        opened = kept
+    else:
+        opened = openings(pipeline, items, args.openings) if args.openings else None
     own = pipeline.decision if hasattr(pipeline.decision, args.knob) else pipeline.options
-    shipped = getattr(own, args.knob)
+    shipped = getattr(own, args.knob, None)
     values = {v: shipped if v == "shipped" else json.loads(v) for v in args.values}
     by_value = {label: failed_draft_scores(pipeline, items, args.knob, v, opened) for label, v in values.items()}
     for v, scores in by_value.items():
