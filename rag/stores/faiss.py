@@ -25,6 +25,33 @@ HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
 IVF_NPROBE = 32
 INDEX_TYPES = ("flat", "hnsw", "ivf_flat", "ivf_pq")
 TRAIN_PER_LIST = 64  # IVF trains on this many vectors per list (FAISS warns under 39), at least 100k
+RECALL_TARGET = 0.95  # IVF's nprobe is the smallest of NPROBES reaching this recall@10 at build
+NPROBES = (8, 16, 32, 64, 128, 256)
+CALIBRATION_QUERIES = 200
+
+
+def calibration_queries(v: np.ndarray, n: int = CALIBRATION_QUERIES, seed: int = 0) -> np.ndarray:
+    """Queries near the indexed vectors but not on them: a vector plus noise of equal length,
+    renormalised (cosine about 0.7 to its source, as a question is to its best passage)."""
+    rng = np.random.default_rng(seed)
+    picked = v[rng.choice(len(v), min(n, len(v)), replace=False)]
+    noise = rng.normal(size=picked.shape).astype(np.float32)
+    noise *= np.linalg.norm(picked, axis=1, keepdims=True) / np.linalg.norm(noise, axis=1, keepdims=True)
+    q = picked + noise
+    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+
+
+def exact_top(v: np.ndarray, q: np.ndarray, k: int = 10, block: int = 65_536) -> np.ndarray:
+    """Row numbers of the `k` best of `v` for each query, by brute force in blocks."""
+    best_s = np.full((len(q), k), -np.inf, dtype=np.float32)
+    best_i = np.zeros((len(q), k), dtype=np.int64)
+    for a in range(0, len(v), block):
+        s = q @ v[a : a + block].T
+        s_all = np.concatenate([best_s, s], axis=1)
+        i_all = np.concatenate([best_i, np.arange(a, a + s.shape[1])[None, :].repeat(len(q), 0)], axis=1)
+        top = np.argpartition(-s_all, k - 1, axis=1)[:, :k]
+        best_s, best_i = np.take_along_axis(s_all, top, 1), np.take_along_axis(i_all, top, 1)
+    return best_i
 
 
 def serve_queries_singly() -> None:
@@ -66,6 +93,8 @@ class FaissIndex(VectorIndex):
         self.dim = dim
         self.requested = index_type
         self.index_type = "flat" if index_type == "auto" else index_type
+        self.nprobe = IVF_NPROBE
+        self.calibrated_recall: float | None = None  # recall@10 of `nprobe` on the build's calibration
         self._index = self._new_index(self.index_type, 0)
         self._deleted: set[int] = set()
         self._lock = threading.Lock()
@@ -82,7 +111,21 @@ class FaissIndex(VectorIndex):
             inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             inner.hnsw.efSearch = HNSW_EF_SEARCH
         elif index_type.startswith("ivf"):
-            inner.nprobe = IVF_NPROBE
+            inner.nprobe = self.nprobe
+
+    def _calibrate(self, index, ids: np.ndarray, v: np.ndarray) -> None:
+        """Set the smallest nprobe of `NPROBES` whose recall@10 against exact search reaches
+        `RECALL_TARGET` on `calibration_queries` of `v` (the largest tried when none does)."""
+        q = calibration_queries(v)
+        exact = ids[exact_top(v, q)]
+        inner = self._faiss.extract_index_ivf(index)
+        for nprobe in NPROBES:
+            inner.nprobe = nprobe
+            _, got = index.search(q, 10)
+            recall = float(np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got, exact, strict=True)]))
+            if recall >= RECALL_TARGET or nprobe == NPROBES[-1]:
+                self.nprobe, self.calibrated_recall = nprobe, round(recall, 4)
+                return
 
     def build(self, ids: np.ndarray, vectors: np.ndarray, chunks: list[Chunk] | None = None) -> None:
         v = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
@@ -98,6 +141,8 @@ class FaissIndex(VectorIndex):
             index.train(sample)
         if len(v):
             index.add_with_ids(v, np.asarray(ids, dtype=np.int64))
+        if index_type.startswith("ivf") and len(v) >= 10 * 10:
+            self._calibrate(index, np.asarray(ids, dtype=np.int64), v)
         with self._lock:
             self._index, self.index_type, self._deleted = index, index_type, set()
 
@@ -143,7 +188,10 @@ class FaissIndex(VectorIndex):
             deleted = sorted(self._deleted)
         if deleted:
             np.save(folder / "deleted.npy", np.asarray(deleted, dtype=np.int64))
-        return {"kind": self.kind, "index": self.index_type, "requested": self.requested, "vectors": self.count()}
+        info = {"kind": self.kind, "index": self.index_type, "requested": self.requested, "vectors": self.count()}
+        if self.index_type.startswith("ivf"):
+            info |= {"nprobe": self.nprobe, "calibrated_recall_at_10": self.calibrated_recall}
+        return info
 
     def _retype(self) -> None:
         """Rebuild the index from its own vectors, as the type `choose_index` picks for its size."""
@@ -163,6 +211,8 @@ class FaissIndex(VectorIndex):
         index = faiss.read_index(str(folder / "vectors.faiss"))
         store = cls(index.d, info.get("requested", info.get("index", "flat")))
         store.index_type = info.get("index", "flat")
+        store.nprobe = int(info.get("nprobe", IVF_NPROBE))
+        store.calibrated_recall = info.get("calibrated_recall_at_10")
         store._tune(index, store.index_type)
         store._index = index
         if (folder / "deleted.npy").is_file():
@@ -170,4 +220,5 @@ class FaissIndex(VectorIndex):
         return store
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "index": self.index_type, "vectors": self.count()}
+        extra = {"nprobe": self.nprobe} if self.index_type.startswith("ivf") else {}
+        return {**super().describe(), "index": self.index_type, "vectors": self.count(), **extra}

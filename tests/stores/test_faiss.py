@@ -83,7 +83,13 @@ def test_auto_switches_to_ivf_above_the_threshold_and_the_manifest_says_so(monke
     store = FaissIndex(32)
     store.build(np.arange(500, dtype=np.int64), clustered(500))
     assert store.index_type == "ivf_flat"
-    assert store.save(tmp_path) == {"kind": "faiss", "index": "ivf_flat", "requested": "auto", "vectors": 500}
+    info = store.save(tmp_path)
+    assert {k: info[k] for k in ("kind", "index", "requested", "vectors")} == {
+        "kind": "faiss",
+        "index": "ivf_flat",
+        "requested": "auto",
+        "vectors": 500,
+    }
     assert FaissIndex.load(tmp_path, {"index": "ivf_flat"}).search(clustered(500)[7], 1)[0][0] == 7
 
 
@@ -107,3 +113,41 @@ def test_an_auto_index_grown_past_exact_max_is_saved_as_ivf_and_back(tmp_path, m
     info = loaded.save(tmp_path)
     assert info["index"] == "flat" and len(FaissIndex.load(tmp_path, info)) == 300
     assert [i for i, _ in loaded.search(v[42], 1)] == [int(ids[42])]
+
+
+def test_ivf_nprobe_is_the_smallest_reaching_the_recall_target_and_is_kept(tmp_path):
+    from rag.stores.faiss import NPROBES, RECALL_TARGET, calibration_queries, exact_top
+
+    rng = np.random.default_rng(3)  # no clusters: IVF needs several lists probed to find the top 10
+    v = rng.normal(size=(5000, 32)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    ids = np.arange(5000, dtype=np.int64) + 10
+    store = FaissIndex(32, "ivf_flat")
+    store.build(ids, v)
+    assert store.nprobe in NPROBES and store.calibrated_recall >= RECALL_TARGET
+    q = calibration_queries(v)
+    exact = ids[exact_top(v, q)]
+
+    def recall(nprobe: int) -> float:
+        s = FaissIndex(32, "ivf_flat")
+        s.build(ids, v)
+        s._faiss.extract_index_ivf(s._index).nprobe = nprobe
+        return np.mean([len({i for i, _ in s.search(x, 10)} & set(e)) / 10 for x, e in zip(q, exact, strict=True)])
+
+    assert recall(store.nprobe) >= RECALL_TARGET
+    smaller = [p for p in NPROBES if p < store.nprobe]
+    assert not smaller or recall(smaller[-1]) < RECALL_TARGET  # none smaller would do
+    info = store.save(tmp_path)
+    assert info["nprobe"] == store.nprobe
+    loaded = FaissIndex.load(tmp_path, info)
+    assert loaded._faiss.extract_index_ivf(loaded._index).nprobe == store.nprobe
+
+
+def test_exact_top_matches_a_full_sort():
+    from rag.stores.faiss import exact_top
+
+    v = clustered(700, seed=5)
+    q = clustered(7, seed=6)
+    got = exact_top(v, q, k=10, block=128)
+    want = np.argsort(-(q @ v.T), axis=1, kind="stable")[:, :10]
+    assert [sorted(g) for g in got.tolist()] == [sorted(w) for w in want.tolist()]
