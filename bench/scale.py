@@ -94,9 +94,33 @@ def timed_queries(search, q: np.ndarray, truth: np.ndarray) -> dict:
     }
 
 
+MINILM = os.environ.get("SCALE_VECTORS") == "minilm"  # `--vectors minilm`, passed on to the children
+
+
+def passage_vectors(n: int) -> np.ndarray:
+    """The `n` passages' vectors: synthetic clusters, or (`--vectors minilm`) MiniLM's, composed from
+    the real sentences of `real_texts(n)` (bench/minilm_vectors.py)."""
+    if not MINILM:
+        return vectors(n)
+    from minilm_vectors import passage_vectors as composed
+
+    return composed(n)
+
+
+def vectors_label() -> str:
+    from minilm_vectors import LABEL
+
+    return LABEL if MINILM else "synthetic"
+
+
 def child_dense(n: int, store: str, index: str, nq: int) -> dict:
-    v = vectors(n)
-    q = queries(v, nq)
+    v = passage_vectors(n)
+    if MINILM:  # the reference set's questions, embedded by MiniLM
+        from minilm_vectors import question_vectors
+
+        q = question_vectors()[:nq]
+    else:
+        q = queries(v, nq)
     truth = exact_top10(v, q)
     base = rss_mb()
     ids = np.arange(n, dtype=np.int64)
@@ -112,6 +136,9 @@ def child_dense(n: int, store: str, index: str, nq: int) -> dict:
         # (Flat at 100k: p50 105 ms with 2 threads, 26 ms with 1, while another job ran).
         s._faiss.omp_set_num_threads(1)
         row |= timed_queries(lambda x: [i for i, _ in s.search(x, 10)], q, truth)
+        row |= {"vectors": vectors_label()}
+        if s.index_type.startswith("ivf"):
+            row |= {"nprobe": s.nprobe, "calibrated_recall_at_10": s.calibrated_recall}
         return row
     from pymilvus import MilvusClient
 
@@ -232,9 +259,39 @@ class RandomEmbedder:
         return self.embed_documents([text])[0]
 
 
+class QuestionEmbedder:
+    """MiniLM for the app rows: the reference questions' vectors computed before timing starts
+    (query embedding is excluded from the timings, as with `RandomEmbedder`), real embedding for an
+    upload's passages (so `upload_s` includes it)."""
+
+    def __init__(self) -> None:
+        from minilm_vectors import embedder
+
+        self.inner = embedder()
+        self.name, self.dim = self.inner.name, self.inner.dim
+        self._q = {t: v for t, v in zip(questions(), self._embed_questions(), strict=True)}
+
+    def _embed_questions(self) -> np.ndarray:
+        from minilm_vectors import question_vectors
+
+        return question_vectors()
+
+    def embed_documents(self, items, progress=False):
+        return self.inner.embed_documents(items)
+
+    def embed_query(self, text):
+        return self._q[text] if text in self._q else self.inner.embed_query(text)
+
+
 def app_folder(n: int, index: str) -> Path:
     """Where the app-path benchmark keeps the index it builds (a cache: not in git, reused)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "uk-ai-rag" / "scale" / f"app-{n}-{index}"
+    kind = "-minilm" if MINILM else ""
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "uk-ai-rag"
+        / "scale"
+        / f"app-{n}-{index}{kind}"
+    )
 
 
 def current_has_columns(folder: Path) -> bool:
@@ -263,7 +320,7 @@ def build_app_index(n: int, index: str, folder: Path) -> float:
     }
     t0 = time.perf_counter()
     store = FaissIndex(DIM, index)
-    store.build(chunk_keys(chunks), vectors(n))
+    store.build(chunk_keys(chunks), passage_vectors(n))
     keywords = KeywordIndex()
     keywords.add_chunks(chunks)
     doc_freq = dict(document_frequency(d.body for d in docs.values()))
@@ -298,7 +355,7 @@ def child_app(n: int, store: str, index: str, nq: int) -> dict:
         return {**json.loads(out.strip().splitlines()[-1]), "build_s": round(build_s, 1)}
     base = rss_mb()
     t0 = time.perf_counter()
-    retriever = HybridRetriever(load_index(folder), RandomEmbedder())
+    retriever = HybridRetriever(load_index(folder), QuestionEmbedder() if MINILM else RandomEmbedder())
     startup_s = time.perf_counter() - t0
     memory = rss_mb() - base
     retriever.data.vectors._faiss.omp_set_num_threads(1)  # one query per thread, as the app serves them
@@ -337,7 +394,8 @@ def child_app(n: int, store: str, index: str, nq: int) -> dict:
         "keyword_p50_ms": round(statistics.median(keyword_times), 2),
         "keyword_p95_ms": round(keyword_times[int(0.95 * (len(keyword_times) - 1))], 2),
         "recall_at_10": None,
-        "vectors": "synthetic",
+        "vectors": vectors_label(),
+        "nprobe": getattr(retriever.data.vectors, "nprobe", None) if index.startswith("ivf") else None,
         "texts": "corpus-sentences",
     }
 
@@ -382,10 +440,18 @@ def main() -> int:
     ap.add_argument("--keyword-max", type=int, default=100_000, help="largest corpus for rank-bm25")
     ap.add_argument("--only", choices=["dense", "keyword", "app"], help="run only these rows")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument(
+        "--vectors",
+        choices=["synthetic", "minilm"],
+        default="synthetic",
+        help="minilm: MiniLM vectors of the real-text passages (composed from embedded sentences)",
+    )
     ap.add_argument("--timeout", type=float, default=1500, help="seconds per measurement")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "scale.json")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.vectors == "minilm":
+        os.environ["SCALE_VECTORS"] = "minilm"  # read by the children at import
     if args.child:
         kind, n, store, index, nq = args.child
         fn = {"dense": child_dense, "keyword": child_keyword, "app": child_app}[kind]
@@ -406,10 +472,14 @@ def main() -> int:
         if want("app"):
             rows.append(run_child("app", n, "app", "flat" if n <= 100_000 else "ivf_flat", args.queries, args.timeout))
     rows = [r for r in rows if r]
-    # A row replaces the earlier one for the same size, store and index; the others stay.
-    ours = {(r["n"], r["store"], r["index"]) for r in rows}
+
+    # A row replaces the earlier one for the same size, store, index and vectors; the others stay.
+    def key(r: dict) -> tuple:
+        return r["n"], r["store"], r["index"], r.get("vectors", "synthetic")
+
+    ours = {key(r) for r in rows}
     kept = json.loads(args.out.read_text()) if args.out.is_file() else []
-    merged = [r for r in kept if (r["n"], r["store"], r["index"]) not in ours] + rows
+    merged = [r for r in kept if key(r) not in ours] + rows
     merged.sort(key=lambda r: (r["n"], r["store"] == "app"))
     args.out.write_text(json.dumps(merged, indent=1) + "\n")
     commit = subprocess.run(
