@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from rag.chunking import embedding_text
 from rag.embedding import Embedder
@@ -70,6 +71,7 @@ class HybridRetriever:
         self.rrf_k = rrf_k
         self.dedup_threshold = dedup_threshold
         self._lock = threading.RLock()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dense-search")
         # The lexical side: the store's engine when it ranks by keyword (Milvus' BM25), else the
         # saved keyword index, which an upload extends; built here only for an index saved without one.
         self._keywords = data.keywords
@@ -118,9 +120,13 @@ class HybridRetriever:
         best_dense = -1.0
         dense_rank: dict[int, int] = {}
         lex_rank: dict[int, int] = {}
-        for i, q in enumerate((query, *also)):
-            dense = data.search(self.embedder.embed_query(q), self.candidates)
-            lexical = bm25.search(q, self.candidates) if self.mode != "dense" else []
+        queries = (query, *also)
+        # The dense search runs on the pool while the keyword search runs here: FAISS and numpy
+        # release the GIL, so at 1M passages a query waits for the slower of the two, not both.
+        pending = [self._pool.submit(data.search, self.embedder.embed_query(q), self.candidates) for q in queries]
+        lexical_all = [bm25.search(q, self.candidates) if self.mode != "dense" else [] for q in queries]
+        for i, (future, lexical) in enumerate(zip(pending, lexical_all, strict=True)):
+            dense = future.result()
             best_dense = max(best_dense, dense[0][1] if dense else -1.0)
             if self.mode == "lexical":
                 dense = []
