@@ -305,7 +305,7 @@ def save_index(index_dir: Path, data: IndexData, compact: bool = False) -> Path:
     """Write a new build folder, fsync it, point `CURRENT` at it atomically, then drop old builds.
 
     When `data` was loaded from (or saved to) the build `CURRENT` names and `changes` were made
-    since, they are appended (`append_changes`); otherwise, or with `compact`, or past
+    since, they are appended (`_append_files`); otherwise, or with `compact`, or past
     `MAX_DELTAS` saved changes, every file is written again. Call it holding `write_lock(index_dir)`;
     the manifest gains `files` (a sha256 per file). `data` is then `saved_as` the new build.
 

@@ -248,4 +248,4 @@ def document_table(docs: Mapping[str, Document]) -> DocumentTable:
     return docs if isinstance(docs, DocumentTable) else DocumentTable.of(docs.values())
 
 
-__all__ = ["ChunkTable", "DocumentTable", "chunk_key", "chunk_table", "document_table"]
+__all__ = ["ChunkTable", "DocumentTable", "chunk_table", "document_table"]
