@@ -66,16 +66,9 @@ def queries(v: np.ndarray, nq: int, seed: int = 1) -> np.ndarray:
 
 
 def exact_top10(v: np.ndarray, q: np.ndarray) -> np.ndarray:
-    best_s = np.full((len(q), 10), -np.inf, dtype=np.float32)
-    best_i = np.zeros((len(q), 10), dtype=np.int64)
-    for s in range(0, len(v), 200_000):
-        sc = q @ v[s : s + 200_000].T
-        idx = np.argpartition(-sc, 10, axis=1)[:, :10]
-        cand_s = np.concatenate([best_s, np.take_along_axis(sc, idx, 1)], 1)
-        cand_i = np.concatenate([best_i, idx + s], 1)
-        order = np.argsort(-cand_s, axis=1)[:, :10]
-        best_s, best_i = np.take_along_axis(cand_s, order, 1), np.take_along_axis(cand_i, order, 1)
-    return best_i
+    from rag.stores.faiss import exact_top
+
+    return exact_top(v, q, 10)
 
 
 def timed_queries(search, q: np.ndarray, truth: np.ndarray) -> dict:

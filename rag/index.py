@@ -96,12 +96,12 @@ class IndexData:
             self.keys = self.chunks.keys
         self.rows = dict(zip(self.keys.tolist(), range(len(self.chunks)), strict=True))
 
-    def changed(self, change: Change, vectors: VectorIndex | None = None) -> IndexData:
+    def changed(self, change: Change) -> IndexData:
         """A new version with `change` applied to the chunks and documents (not to the stores,
         which the caller changes) and remembered for the next save. Reuses this version's chunk keys."""
         gone = set(change.removed)
         keys = self.keys if self.keys is not None else self.chunks.keys
-        chunks, documents = chunk_table(self.chunks), document_table(self.documents)
+        chunks, documents = self.chunks, self.documents  # tables since __post_init__
         if gone:
             keys = keys[~np.isin(keys, chunks.keys_of(gone))]
             chunks, documents = chunks.without(gone), documents.without(gone)
@@ -114,7 +114,7 @@ class IndexData:
         return IndexData(
             manifest,
             chunks,
-            vectors or self.vectors,
+            self.vectors,
             documents,
             self.keywords,
             self.doc_freq,

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import threading
 from array import array
 from collections import Counter
@@ -31,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from rag.chunking import embedding_text
-from rag.index import file_sha256
+from rag.index import file_sha256, link_or_copy
 from rag.lexical import tokenize
 from rag.stores.base import chunk_keys
 from rag.types import Chunk
@@ -136,10 +134,7 @@ class Segment:
         hashes = {}
         for name in (*(f"{a}.npy" for a in _ARRAYS), "terms.json"):
             if self.source is not None and name in self.hashes and (self.source / name).is_file():
-                try:
-                    os.link(self.source / name, dest / name)
-                except OSError:  # another file system, or links not allowed: copy
-                    shutil.copyfile(self.source / name, dest / name)
+                link_or_copy(self.source / name, dest / name)
                 hashes[name] = self.hashes[name]
                 continue
             # Not on disk (new), or its build was dropped by another writer's save: written from

@@ -20,6 +20,7 @@ from rag.index import Change, IndexData
 from rag.keywords import KeywordIndex
 from rag.lexical import document_frequency, tokenize
 from rag.stores.base import chunk_keys
+from rag.tables import ChunkTable
 from rag.types import Chunk, Document, Hit, RetrievalResult
 
 
@@ -100,7 +101,7 @@ class HybridRetriever:
         return data
 
     @property
-    def chunks(self) -> list[Chunk]:
+    def chunks(self) -> ChunkTable:
         return self.data.chunks
 
     @property

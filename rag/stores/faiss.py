@@ -41,16 +41,17 @@ def calibration_queries(v: np.ndarray, n: int = CALIBRATION_QUERIES, seed: int =
     return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
 
 
-def exact_top(v: np.ndarray, q: np.ndarray, k: int = 10, block: int = 65_536) -> np.ndarray:
-    """Row numbers of the `k` best of `v` for each query, by brute force in blocks."""
+def exact_top(v: np.ndarray, q: np.ndarray, k: int = 10, block: int = 200_000) -> np.ndarray:
+    """Row numbers of the `k` best of `v` for each query, best first, by brute force in blocks."""
     best_s = np.full((len(q), k), -np.inf, dtype=np.float32)
     best_i = np.zeros((len(q), k), dtype=np.int64)
     for a in range(0, len(v), block):
         s = q @ v[a : a + block].T
-        s_all = np.concatenate([best_s, s], axis=1)
-        i_all = np.concatenate([best_i, np.arange(a, a + s.shape[1])[None, :].repeat(len(q), 0)], axis=1)
-        top = np.argpartition(-s_all, k - 1, axis=1)[:, :k]
-        best_s, best_i = np.take_along_axis(s_all, top, 1), np.take_along_axis(i_all, top, 1)
+        top = np.argpartition(-s, min(k, s.shape[1]) - 1, axis=1)[:, :k]
+        cand_s = np.concatenate([best_s, np.take_along_axis(s, top, 1)], 1)
+        cand_i = np.concatenate([best_i, top + a], 1)
+        order = np.argsort(-cand_s, axis=1)[:, :k]
+        best_s, best_i = np.take_along_axis(cand_s, order, 1), np.take_along_axis(cand_i, order, 1)
     return best_i
 
 
