@@ -25,8 +25,10 @@ HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
 IVF_NPROBE = 32
 INDEX_TYPES = ("flat", "hnsw", "ivf_flat", "ivf_pq")
 TRAIN_PER_LIST = 64  # IVF trains on this many vectors per list (FAISS warns under 39), at least 100k
-RECALL_TARGET = 0.95  # IVF's nprobe is the smallest of NPROBES reaching this recall@10 at build
+# IVF's nprobe (HNSW's efSearch) is the smallest of NPROBES (EF_SEARCHES) reaching this recall@10 at build.
+RECALL_TARGET = 0.95
 NPROBES = (8, 16, 32, 64, 128, 256)
+EF_SEARCHES = (16, 32, 64, 128, 256, 512)
 CALIBRATION_QUERIES = 200
 
 
@@ -95,7 +97,8 @@ class FaissIndex(VectorIndex):
         self.requested = index_type
         self.index_type = "flat" if index_type == "auto" else index_type
         self.nprobe = IVF_NPROBE
-        self.calibrated_recall: float | None = None  # recall@10 of `nprobe` on the build's calibration
+        self.ef_search = HNSW_EF_SEARCH
+        self.calibrated_recall: float | None = None  # recall@10 of `nprobe`/`ef_search` on the build's calibration
         self._index = self._new_index(self.index_type, 0)
         self._deleted: set[int] = set()
         self._lock = threading.Lock()
@@ -110,22 +113,24 @@ class FaissIndex(VectorIndex):
         inner = self._faiss.downcast_index(index.index) if hasattr(index, "index") else index
         if index_type == "hnsw":
             inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            inner.hnsw.efSearch = HNSW_EF_SEARCH
+            inner.hnsw.efSearch = self.ef_search
         elif index_type.startswith("ivf"):
             inner.nprobe = self.nprobe
 
-    def _calibrate(self, index, ids: np.ndarray, v: np.ndarray) -> None:
-        """Set the smallest nprobe of `NPROBES` whose recall@10 against exact search reaches
-        `RECALL_TARGET` on `calibration_queries` of `v` (the largest tried when none does)."""
+    def _calibrate(self, index, index_type: str, ids: np.ndarray, v: np.ndarray) -> None:
+        """Set IVF's nprobe (HNSW's efSearch) to the smallest of `NPROBES` (`EF_SEARCHES`) whose
+        recall@10 against exact search reaches `RECALL_TARGET` on `calibration_queries` of `v`
+        (the largest tried when none does)."""
         q = calibration_queries(v)
         exact = ids[exact_top(v, q)]
-        inner = self._faiss.extract_index_ivf(index)
-        for nprobe in NPROBES:
-            inner.nprobe = nprobe
+        knob, values = ("ef_search", EF_SEARCHES) if index_type == "hnsw" else ("nprobe", NPROBES)
+        for value in values:
+            setattr(self, knob, value)
+            self._tune(index, index_type)
             _, got = index.search(q, 10)
             recall = float(np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got, exact, strict=True)]))
-            if recall >= RECALL_TARGET or nprobe == NPROBES[-1]:
-                self.nprobe, self.calibrated_recall = nprobe, round(recall, 4)
+            if recall >= RECALL_TARGET or value == values[-1]:
+                self.calibrated_recall = round(recall, 4)
                 return
 
     def build(self, ids: np.ndarray, vectors: np.ndarray, chunks: list[Chunk] | None = None) -> None:
@@ -142,8 +147,8 @@ class FaissIndex(VectorIndex):
             index.train(sample)
         if len(v):
             index.add_with_ids(v, np.asarray(ids, dtype=np.int64))
-        if index_type.startswith("ivf") and len(v) >= 10 * 10:
-            self._calibrate(index, np.asarray(ids, dtype=np.int64), v)
+        if index_type != "flat" and len(v) >= 10 * 10:
+            self._calibrate(index, index_type, np.asarray(ids, dtype=np.int64), v)
         with self._lock:
             self._index, self.index_type, self._deleted = index, index_type, set()
 
@@ -192,6 +197,8 @@ class FaissIndex(VectorIndex):
         info = {"kind": self.kind, "index": self.index_type, "requested": self.requested, "vectors": self.count()}
         if self.index_type.startswith("ivf"):
             info |= {"nprobe": self.nprobe, "calibrated_recall_at_10": self.calibrated_recall}
+        elif self.index_type == "hnsw":
+            info |= {"ef_search": self.ef_search, "calibrated_recall_at_10": self.calibrated_recall}
         return info
 
     def _retype(self) -> None:
@@ -213,6 +220,7 @@ class FaissIndex(VectorIndex):
         store = cls(index.d, info.get("requested", info.get("index", "flat")))
         store.index_type = info.get("index", "flat")
         store.nprobe = int(info.get("nprobe", IVF_NPROBE))
+        store.ef_search = int(info.get("ef_search", HNSW_EF_SEARCH))
         store.calibrated_recall = info.get("calibrated_recall_at_10")
         store._tune(index, store.index_type)
         store._index = index
@@ -222,4 +230,5 @@ class FaissIndex(VectorIndex):
 
     def describe(self) -> dict[str, Any]:
         extra = {"nprobe": self.nprobe} if self.index_type.startswith("ivf") else {}
+        extra |= {"ef_search": self.ef_search} if self.index_type == "hnsw" else {}
         return {**super().describe(), "index": self.index_type, "vectors": self.count(), **extra}

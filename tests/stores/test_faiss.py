@@ -115,32 +115,36 @@ def test_an_auto_index_grown_past_exact_max_is_saved_as_ivf_and_back(tmp_path, m
     assert [i for i, _ in loaded.search(v[42], 1)] == [int(ids[42])]
 
 
-def test_ivf_nprobe_is_the_smallest_reaching_the_recall_target_and_is_kept(tmp_path):
-    from rag.stores.faiss import NPROBES, RECALL_TARGET, calibration_queries, exact_top
+@pytest.mark.parametrize(("index_type", "knob"), [("ivf_flat", "nprobe"), ("hnsw", "ef_search")])
+def test_the_search_knob_is_the_smallest_reaching_the_recall_target_and_is_kept(tmp_path, index_type, knob):
+    from rag.stores.faiss import EF_SEARCHES, NPROBES, RECALL_TARGET, calibration_queries, exact_top
 
+    values = NPROBES if knob == "nprobe" else EF_SEARCHES
     rng = np.random.default_rng(3)  # no clusters: IVF needs several lists probed to find the top 10
     v = rng.normal(size=(5000, 32)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     ids = np.arange(5000, dtype=np.int64) + 10
-    store = FaissIndex(32, "ivf_flat")
+    store = FaissIndex(32, index_type)
     store.build(ids, v)
-    assert store.nprobe in NPROBES and store.calibrated_recall >= RECALL_TARGET
+    chosen = getattr(store, knob)
+    assert chosen in values and store.calibrated_recall >= RECALL_TARGET
     q = calibration_queries(v)
     exact = ids[exact_top(v, q)]
 
-    def recall(nprobe: int) -> float:
-        s = FaissIndex(32, "ivf_flat")
-        s.build(ids, v)
-        s._faiss.extract_index_ivf(s._index).nprobe = nprobe
-        return np.mean([len({i for i, _ in s.search(x, 10)} & set(e)) / 10 for x, e in zip(q, exact, strict=True)])
+    def recall(value: int) -> float:
+        setattr(store, knob, value)
+        store._tune(store._index, index_type)
+        return np.mean([len({i for i, _ in store.search(x, 10)} & set(e)) / 10 for x, e in zip(q, exact, strict=True)])
 
-    assert recall(store.nprobe) >= RECALL_TARGET
-    smaller = [p for p in NPROBES if p < store.nprobe]
+    assert recall(chosen) >= RECALL_TARGET
+    smaller = [p for p in values if p < chosen]
     assert not smaller or recall(smaller[-1]) < RECALL_TARGET  # none smaller would do
+    setattr(store, knob, chosen)
     info = store.save(tmp_path)
-    assert info["nprobe"] == store.nprobe
+    assert info[knob] == chosen and info["calibrated_recall_at_10"] == store.calibrated_recall
     loaded = FaissIndex.load(tmp_path, info)
-    assert loaded._faiss.extract_index_ivf(loaded._index).nprobe == store.nprobe
+    inner = loaded._faiss.downcast_index(loaded._index.index)
+    assert (inner.nprobe if knob == "nprobe" else inner.hnsw.efSearch) == chosen
 
 
 def test_exact_top_matches_a_full_sort():
