@@ -35,7 +35,10 @@ SIGNALS = (  # what every answer records (the pipeline's `finish`); runs before 
     "p_refusal",
     "p_refusal_open_ended",  # p_refusal, or 0 when the answer opens with "Yes"/"No"
     "support",
+    "draft_score",  # the best score of any draft sentence, kept by the check or not
     "type_match",
+    "top_sentence",  # the best passage sentence's score against the question (`rag.evidence`)
+    "coverage",  # the most of the question's subject a passage names
 )
 FEATURES = ("support", "type_match", "p_refusal_open_ended")  # chosen by cross-validation on dev (decision note 0004)
 L2 = 1.0  # likewise (10 separated held-out items no better on the 167-item dev split)

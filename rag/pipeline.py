@@ -377,11 +377,7 @@ class RagPipeline:
         the checked answer, the passages' closest sentences quoted (`partial`), or the refusal.
         `signals` gains the decision's features; `Answer.decision` says which step decided and why.
         """
-        checked = self.checker.check(raw, hits, standalone)
-        signals, fits = self.checked_signals(standalone, raw, checked, signals)
-        ranked = ranked_sentences(standalone, hits, self.checker.embedder)
-        coverage = self.coverage(standalone, hits, ranked)
-        draft = Draft(standalone, hits, raw, checked, ranked, signals, fits, coverage, self.retriever.documents)
+        draft = self.draft(standalone, hits, raw, signals)
         verdict = decide(draft, self.decision)
         return Answer(
             question=question,
@@ -394,10 +390,23 @@ class RagPipeline:
             model=self.model_name,
             standalone_question=standalone,
             raw_answer=raw,
-            sentences=checked.sentences,
-            signals=signals,
+            sentences=draft.checked.sentences,
+            signals=draft.signals,
             decision=verdict.to_dict(),
         )
+
+    def draft(self, standalone: str, hits: list[Hit], raw: str, signals: dict[str, float | None]) -> Draft:
+        """What the decision reads of the model's `raw` reply: its citation check, the passages'
+        sentences ranked against `standalone`, and the signals (`signals` plus those of the check
+        and the ranking: `top_sentence`, the best sentence's score, and `coverage`, the most of the
+        question's subject a passage names)."""
+        checked = self.checker.check(raw, hits, standalone)
+        signals, fits = self.checked_signals(standalone, raw, checked, signals)
+        ranked = ranked_sentences(standalone, hits, self.checker.embedder)
+        coverage = self.coverage(standalone, hits, ranked)
+        signals["top_sentence"] = ranked[0].score if ranked else 0.0
+        signals["coverage"] = max(coverage, default=0.0)
+        return Draft(standalone, hits, raw, checked, ranked, signals, fits, coverage, self.retriever.documents)
 
     def checked_signals(
         self, question: str, raw: str, checked: CheckedAnswer, signals: dict[str, float | None]
@@ -407,6 +416,8 @@ class RagPipeline:
         (the opening's p(refusal) is fixed by the first words), which `SentenceRelease` relies on."""
         signals = dict(signals)
         signals["support"] = max((c.score for c in checked.sentences if c.supported and c.cited), default=0.0)
+        # The best score of any sentence, kept or not: a draft the check failed may still be close.
+        signals["draft_score"] = max((c.score for c in checked.sentences), default=0.0)
         # The first token's p(refusal) is no doubt about the documents when the model answers "No":
         # "No" and "I can't find…" compete for that token on every yes/no question the passages deny.
         p_refusal = signals.get("p_refusal")

@@ -13,6 +13,7 @@ import numpy as np
 
 from rag.answerability import L2, AnswerabilityModel, choose_threshold, fit
 from rag.errors import BadInputError
+from rag.evaluation.decision_cv import figures
 from rag.evaluation.records import read_records
 
 
@@ -42,19 +43,38 @@ def cross_validate(
     """(false-refusal rate, refusal recall) of the decision on held-out items, averaged over
     `repeats` random `folds`-fold splits: each fold is decided by a model and threshold fitted on
     the others. How `FEATURES` and `L2` were chosen, on dev."""
+    outcomes = [({"answerable": y, "refused": False}, {"answerable": y, "refused": True}) for y in labels]
+    held = held_out(rows, labels, features, outcomes, l2, max_false_refusals, folds, repeats)
+    return held["fr"], held["rr"]
+
+
+def held_out(
+    rows: list[dict[str, float]],
+    labels: list[bool],
+    features: tuple[str, ...],
+    outcomes: list[tuple[dict, dict]],
+    l2: float = L2,
+    max_false_refusals: float = 0.10,
+    folds: int = 5,
+    repeats: int = 20,
+) -> dict[str, float]:
+    """The figures (`decision_cv.figures`) of items each decided by a logistic model over
+    `features` and its threshold (`choose_threshold`), both fitted on the other folds; pooled per
+    repeat of a random `folds`-fold split, then averaged over `repeats`. `outcomes[i]` holds item
+    i's scores when the decision lets it through and when it refuses it."""
     y = np.array(labels)
-    frs, rrs = [], []
+    held: dict[str, list[float]] = {}
     for seed in range(repeats):
         order = np.random.default_rng(seed).permutation(len(rows))
-        refused = np.zeros(len(rows), dtype=bool)
-        for held in np.array_split(order, folds):
-            train = np.setdiff1d(order, held)
+        pooled: list[dict] = []  # pooled, not averaged per fold: a fold may hold no unanswerable item
+        for fold in np.array_split(order, folds):
+            train = np.setdiff1d(order, fold)
             model = fit([rows[i] for i in train], list(y[train]), l2=l2, features=features)
             t = choose_threshold([model.probability(rows[i]) for i in train], list(y[train]), max_false_refusals)
-            refused[held] = [model.probability(rows[i]) < t for i in held]
-        frs.append(refused[y].mean())
-        rrs.append(refused[~y].mean())
-    return float(np.mean(frs)), float(np.mean(rrs))
+            pooled += [outcomes[i][0] if model.probability(rows[i]) >= t else outcomes[i][1] for i in fold]
+        for k, x in figures(pooled).items():
+            held.setdefault(k, []).append(x)
+    return {k: float(np.mean(v)) for k, v in held.items()}
 
 
 def fit_from_run(run_dir: Path, max_false_refusals: float = 0.10) -> AnswerabilityModel:

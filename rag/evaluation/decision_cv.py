@@ -49,20 +49,21 @@ def replayed_scores(
 
 
 def figures(scores: list[dict]) -> dict[str, float]:
-    """False refusals, refusal recall and key facts of some items' scores."""
+    """False refusals, refusal recall, key facts, and the share of items shown as quoted passages."""
     ans = [s for s in scores if s["answerable"]]
     una = [s for s in scores if not s["answerable"]]
     fr = sum(bool(s["refused"]) for s in ans) / max(len(ans), 1)
     rr = sum(bool(s["refused"]) for s in una) / max(len(una), 1)
-    kf = statistics.mean(float(s["key_fact_accuracy"] or 0) for s in ans) if ans else 0.0
-    return {"fr": fr, "rr": rr, "kf": kf, "sep": rr - fr}
+    kf = statistics.mean(float(s.get("key_fact_accuracy") or 0) for s in ans) if ans else 0.0
+    partial = sum(bool(s.get("partial")) for s in scores) / max(len(scores), 1)
+    return {"fr": fr, "rr": rr, "kf": kf, "sep": rr - fr, "partial": partial}
 
 
 def cross_validate(by_value: dict[Any, dict[str, dict]], folds: int = 5, repeats: int = 20) -> dict[str, float]:
     """Held-out figures of choosing the value with the best separation (refusal recall minus false
     refusals; ties to the smaller false refusals) on the other folds."""
     ids = sorted(next(iter(by_value.values())))
-    held: dict[str, list[float]] = {"fr": [], "rr": [], "kf": [], "sep": []}
+    held: dict[str, list[float]] = {}
     for seed in range(repeats):
         order = np.random.default_rng(seed).permutation(len(ids))
         pooled: list[dict] = []  # each item scored with the value chosen on the folds without it
@@ -78,7 +79,7 @@ def cross_validate(by_value: dict[Any, dict[str, dict]], folds: int = 5, repeats
             pooled += [by_value[best][i] for i in sorted(test)]
         # Pooled, not averaged per fold: a fold may hold no unanswerable item.
         for k, x in figures(pooled).items():
-            held[k].append(x)
+            held.setdefault(k, []).append(x)
     return {k: float(np.mean(v)) for k, v in held.items()}
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rag.errors import BadInputError
-from rag.evaluation.calibrate import cross_validate, fit_from_run, signal_rows
+from rag.evaluation.calibrate import cross_validate, fit_from_run, held_out, signal_rows
 
 
 def _rows(n_pos: int = 40, n_neg: int = 12, seed: int = 0):
@@ -50,3 +50,18 @@ def test_a_run_with_one_kind_of_item_cannot_be_fitted(tmp_path):
     )
     with pytest.raises(BadInputError, match="both kinds"):
         signal_rows(tmp_path)
+
+
+def test_held_out_scores_each_item_by_the_outcome_its_fold_decided():
+    rows, labels = _rows(n_pos=30, n_neg=10)
+    # Letting an item through shows what the pipeline would: here three answerable items have
+    # nothing to show (no checked draft, no sentence of the kind asked), so they stay refused.
+    outcomes = [
+        ({"answerable": y, "refused": i < 3, "key_fact_accuracy": float(i >= 3)}, {"answerable": y, "refused": True})
+        for i, y in enumerate(labels)
+    ]
+    held = held_out(rows, labels, ("support",), outcomes, repeats=3)
+    assert held["fr"] >= 3 / 30 and held["rr"] > 0.8
+    assert abs(held["kf"] - (1 - held["fr"])) < 1e-9  # an answerable item shown has its key facts
+    fr, rr = cross_validate(rows, labels, ("support",), l2=1.0, repeats=3)
+    assert fr < held["fr"]  # the gate alone refuses fewer than the pipeline shows nothing for
