@@ -2,15 +2,15 @@
 
 The signals are cheap by-products of answering (`SIGNALS`): the best dense score, the model's
 probability of opening with the refusal, the support of its checked draft, and whether the draft
-states the kind of thing asked. A logistic model over three of them
-(`FEATURES`: draft support, answer-type match, and p(refusal opening) unless the draft opens with
-"Yes"/"No", where that probability measures "No" against the refusal rather than doubt; chosen by
-5-fold cross-validation on the 167 dev items, see decision note 0004), fitted on
-the dev split (`python -m rag eval --fit-answerability RUN`), gives p(answerable); its threshold
-separates best within at most 10% false refusals on dev.
+states the kind of thing asked. A logistic model over two of them (`FEATURES`: p(refusal
+opening), unless the draft opens with "Yes"/"No", where that probability measures "No" against the
+refusal rather than doubt; and answer-type match), fitted on the dev split's replayed drafts
+(`python -m rag.evaluation.gate_cv RUN --features … --write`), gives p(answerable); its threshold
+separates best within at most 10% false refusals on dev. The feature set was chosen by 5-fold
+cross-validation on the 167 dev items (decision note 0005).
 
-`rag.decision` uses p(answerable): below the threshold a draft is not shown as the answer; at or
-above it, a draft that cannot be shown gives way to the passages' closest sentences, quoted.
+`rag.decision` uses p(answerable) as its one gate: below the threshold the reader gets the refusal;
+at or above it, the checked draft or, when that cannot be shown, the passages' closest sentences.
 This module does not generate or retrieve.
 """
 
@@ -40,7 +40,9 @@ SIGNALS = (  # what every answer records (the pipeline's `finish`); runs before 
     "top_sentence",  # the best passage sentence's score against the question (`rag.evidence`)
     "coverage",  # the most of the question's subject a passage names
 )
-FEATURES = ("support", "type_match", "p_refusal_open_ended")  # chosen by cross-validation on dev (decision note 0004)
+# The gate reads nothing of the citation check's verdict, so a draft the check removed whole is not
+# taken for an unanswerable question (held-out dev figures per feature set: decision note 0005).
+FEATURES = ("p_refusal_open_ended", "type_match")
 L2 = 1.0  # likewise (10 separated held-out items no better on the 167-item dev split)
 
 

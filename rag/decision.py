@@ -4,9 +4,10 @@ the reader is shown, the answer, the closest passages quoted, or the refusal, an
 Every step has one signature: it takes the `Draft` (the question, the passages the model saw,
 its checked reply, the passage sentences ranked against the question, and the signals) and
 returns a `Verdict` or None ("not mine to decide"). The first verdict wins and is kept in
-`Answer.decision` as the step's name and its reason. A refusal says "the documents don't hold
-this", so it is kept for evidence that is off the question's subject: when the passages hold
-sentences on it but the draft cannot be shown, those sentences are quoted instead (`partial`).
+`Answer.decision` as the step's name and its reason. One fitted probability that the documents
+answer the question (`rag.answerability`) is the gate. A refusal says "the documents don't hold
+this", so it is kept for questions below the gate: above it, a draft that cannot be shown gives
+way to the passages' closest sentences on the question's subject, quoted (`partial`).
 This module neither retrieves nor generates.
 """
 
@@ -42,7 +43,6 @@ class Draft:
         signals: the answer's signals (`p_answerable` is added by the answer step).
         fits: whether the checked text states the kind of thing asked (`answers_the_question`;
             None when there is nothing to check or the check refused the draft).
-        coverage: for each of `ranked`, the share of the question's subject its passage names.
         documents: the indexed documents by id, to place a quoted sentence in its document.
     """
 
@@ -53,7 +53,6 @@ class Draft:
     ranked: list[Quote]
     signals: dict[str, float | None]
     fits: bool | None = None
-    coverage: list[float] = field(default_factory=list)
     documents: Mapping[str, Document] = field(default_factory=dict)
 
 
@@ -75,29 +74,19 @@ class DecisionOptions:
     """The knobs of what happens after generation, built from `Settings` by `from_settings`.
 
     Attributes:
-        answerability: the fitted p(answerable); None answers every checked draft.
+        answerability: the fitted p(answerable), the one gate: below its threshold the reader gets
+            the refusal, at or above it the checked draft or, when that cannot be shown, the
+            passages' closest sentences. None lets every question through.
         answer_type_check: a draft must state the kind of thing asked (a sum for "how much").
         key_passage: end an answer with the cited passage's sentences closest to the question.
-        min_coverage: the share of the question's subject (its words, weighted by how rare they
-            are in the corpus) a passage must name for its sentences to be quoted as evidence when
-            the fitted decision doubts the question. On dev retrieval (167 items, no model), a
-            passage of the asked kind reaches 0.75 for 13.6% of answerable and 4.1% of unanswerable
-            questions; 0.5 for 43% and 25%: lower quotes too many of the unanswerable.
         evidence_sentences: at most this many sentences are quoted as evidence (0: none, so a draft
             that cannot be shown is refused).
-        min_sentence_score: a sentence whose own score in the ranking (`rag.evidence`) reaches this
-            is on the subject whatever its passage names (None: off), when the model's doubt
-            (its p(refusal opening), `evidence_max_p_refusal`) is low enough.
-        evidence_max_p_refusal: see `min_sentence_score` (None: any).
     """
 
     answerability: AnswerabilityModel | None = None
     answer_type_check: bool = True
     key_passage: bool = True
-    min_coverage: float = 0.75
     evidence_sentences: int = 2
-    min_sentence_score: float | None = None
-    evidence_max_p_refusal: float | None = None
 
 
 Step = Callable[[Draft, DecisionOptions], Verdict | None]
@@ -105,14 +94,9 @@ Step = Callable[[Draft, DecisionOptions], Verdict | None]
 
 def checked_answer(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     """The model's checked reply, when the check kept a sentence, it states the kind of thing asked,
-    and the fitted decision finds it answerable; with the key passage appended."""
+    and the fitted decision finds the question answerable; with the key passage appended."""
     checked = draft.checked
-    if checked.refused:
-        return None
-    if opts.answer_type_check and draft.fits is False:
-        return None
-    p = p_answerable(draft, opts)
-    if p is not None and opts.answerability is not None and p < opts.answerability.threshold:
+    if checked.refused or (opts.answer_type_check and draft.fits is False) or not answerable(draft, opts):
         return None
     kept = sum(1 for s in checked.sentences if s.supported and s.cited)
     reason = f"{kept} of {len(checked.sentences)} sentences supported by the passages they cite"
@@ -123,23 +107,15 @@ def checked_answer(draft: Draft, opts: DecisionOptions) -> Verdict | None:
 
 def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     """The passages' sentences closest to the question, quoted with their citations, when the draft
-    could not be shown but the passages are on the question's subject: the fitted decision finds
-    the question answerable, or a sentence's passage names most of the subject (`min_coverage`).
-    Only sentences that state the kind of thing asked are quoted."""
-    if opts.evidence_sentences <= 0:
+    could not be shown but the fitted decision finds the question answerable. Only sentences that
+    name part of the question's subject and state the kind of thing asked are quoted."""
+    if opts.evidence_sentences <= 0 or not answerable(draft, opts):
         return None
-    p = p_answerable(draft, opts)
-    answerable = p is not None and opts.answerability is not None and p >= opts.answerability.threshold
     subject = set(tokenize(draft.question))
     citations: list[Citation] = []
-    doubt = draft.signals.get("p_refusal_open_ended")
-    sure = opts.evidence_max_p_refusal is None or (doubt is not None and doubt <= opts.evidence_max_p_refusal)
-    for q, cov in zip(draft.ranked, draft.coverage, strict=True):
+    for q in draft.ranked:
         text = q.text(draft.hits)
-        close = opts.min_sentence_score is not None and sure and q.score >= opts.min_sentence_score
-        if not (answerable or close or cov >= opts.min_coverage) or not subject & set(tokenize(text)):
-            continue  # off the subject: its passage names too little of it, or the sentence none
-        if answers_the_question(draft.question, text) is False:
+        if not subject & set(tokenize(text)) or answers_the_question(draft.question, text) is False:
             continue
         citation = quote_citation(draft, q, len(citations) + 1)
         if citation is not None:
@@ -153,19 +129,31 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     return Verdict("partial", "evidence_excerpt", why_not_answered(draft, opts), checked)
 
 
+def answerable(draft: Draft, opts: DecisionOptions) -> bool:
+    """Whether the fitted decision lets the question through (always, without a fitted model)."""
+    p = p_answerable(draft, opts)
+    return p is None or opts.answerability is None or p >= opts.answerability.threshold
+
+
 def p_answerable(draft: Draft, opts: DecisionOptions) -> float | None:
-    """The fitted p(answerable) of the draft's signals (kept in `signals`), or None without a model."""
+    """The fitted p(answerable) of the draft's signals (also kept in `signals`), or None without a
+    model. Computed afresh each time: signals replayed from a recorded run carry the p of the model
+    that recorded them."""
     if opts.answerability is None:
         return None
-    if draft.signals.get("p_answerable") is None:
-        features = {k: v for k, v in draft.signals.items() if v is not None}
-        draft.signals["p_answerable"] = opts.answerability.probability(features)
+    features = {k: v for k, v in draft.signals.items() if v is not None and k != "p_answerable"}
+    draft.signals["p_answerable"] = opts.answerability.probability(features)
     return draft.signals["p_answerable"]
 
 
 def off_topic(draft: Draft, opts: DecisionOptions) -> Verdict:
-    """The refusal: no passage is about the question's subject."""
-    reason = f"no passage names enough of the question's subject ({why_not_answered(draft, opts)})"
+    """The refusal: the fitted decision finds the documents do not answer the question, or no
+    passage sentence on its subject states the kind of thing asked."""
+    p = draft.signals.get("p_answerable")
+    if not answerable(draft, opts) and p is not None and opts.answerability is not None:
+        reason = f"the documents do not seem to answer it (p(answerable) {p:.2f} < {opts.answerability.threshold:.2f})"
+    else:
+        reason = f"no passage sentence on the question's subject states what it asks ({why_not_answered(draft, opts)})"
     return Verdict("refused", "off_topic", reason, CheckedAnswer(REFUSAL, True, [], draft.checked.sentences))
 
 

@@ -361,7 +361,7 @@ class RagPipeline:
                     yield sentence
         p_refusal = floor.seen_p if floor is not None else None  # this call's own measurement
         signals = {"best_dense": result.best_dense, "p_refusal": p_refusal}
-        answer = self.finish(question, standalone, hits, "".join(pieces), signals)
+        answer = self.finish(question, standalone, hits, "".join(pieces), signals, release.ranked)
         for sentence in release.rest(answer):
             timings.first_sentence_s = timings.first_sentence_s or time.perf_counter() - t0
             yield sentence
@@ -371,13 +371,20 @@ class RagPipeline:
         yield Finished(answer)
 
     def finish(
-        self, question: str, standalone: str, hits: list[Hit], raw: str, signals: dict[str, float | None]
+        self,
+        question: str,
+        standalone: str,
+        hits: list[Hit],
+        raw: str,
+        signals: dict[str, float | None],
+        ranked: list[Quote] | None = None,
     ) -> Answer:
         """Check the model's `raw` text against `hits`, then let `rag.decision` choose what is shown:
         the checked answer, the passages' closest sentences quoted (`partial`), or the refusal.
         `signals` gains the decision's features; `Answer.decision` says which step decided and why.
+        `ranked`: the passages' sentences ranked against `standalone`, when already done.
         """
-        draft = self.draft(standalone, hits, raw, signals)
+        draft = self.draft(standalone, hits, raw, signals, ranked)
         verdict = decide(draft, self.decision)
         return Answer(
             question=question,
@@ -395,18 +402,30 @@ class RagPipeline:
             decision=verdict.to_dict(),
         )
 
-    def draft(self, standalone: str, hits: list[Hit], raw: str, signals: dict[str, float | None]) -> Draft:
+    def draft(
+        self,
+        standalone: str,
+        hits: list[Hit],
+        raw: str,
+        signals: dict[str, float | None],
+        ranked: list[Quote] | None = None,
+    ) -> Draft:
         """What the decision reads of the model's `raw` reply: its citation check, the passages'
-        sentences ranked against `standalone`, and the signals (`signals` plus those of the check
-        and the ranking: `top_sentence`, the best sentence's score, and `coverage`, the most of the
-        question's subject a passage names)."""
+        sentences ranked against `standalone` (`ranked`, when already done), and the signals:
+        `signals` plus those of the check and of the passages (`passage_signals`)."""
         checked = self.checker.check(raw, hits, standalone)
         signals, fits = self.checked_signals(standalone, raw, checked, signals)
-        ranked = ranked_sentences(standalone, hits, self.checker.embedder)
-        coverage = self.coverage(standalone, hits, ranked)
-        signals["top_sentence"] = ranked[0].score if ranked else 0.0
-        signals["coverage"] = max(coverage, default=0.0)
-        return Draft(standalone, hits, raw, checked, ranked, signals, fits, coverage, self.retriever.documents)
+        ranked = ranked_sentences(standalone, hits, self.checker.embedder) if ranked is None else ranked
+        signals.update(self.passage_signals(standalone, hits, ranked))
+        return Draft(standalone, hits, raw, checked, ranked, signals, fits, self.retriever.documents)
+
+    def passage_signals(self, question: str, hits: list[Hit], ranked: list[Quote]) -> dict[str, float]:
+        """What the passages alone say of the question, fixed before the model writes: `top_sentence`,
+        the best sentence's score in `ranked`, and `coverage`, the most of its subject a passage names."""
+        return {
+            "top_sentence": ranked[0].score if ranked else 0.0,
+            "coverage": max(self.coverage(question, hits), default=0.0),
+        }
 
     def checked_signals(
         self, question: str, raw: str, checked: CheckedAnswer, signals: dict[str, float | None]
@@ -430,17 +449,16 @@ class RagPipeline:
         signals["type_match"] = 0.0 if fits is False else 1.0
         return signals, fits
 
-    def coverage(self, question: str, hits: list[Hit], ranked: list[Quote]) -> list[float]:
-        """For each ranked sentence, the share of the question's subject its passage names (title and
-        headings included), each word weighted by how rare it is among the documents."""
+    def coverage(self, question: str, hits: list[Hit]) -> list[float]:
+        """For each passage, the share of the question's subject it names (title and headings
+        included), each word weighted by how rare it is among the documents."""
         n_docs = max(len(self.retriever.documents), 1)
 
         def weight(word: str) -> float:
             return math.log((n_docs + 1) / (self.retriever.document_frequency(word) + 0.5))
 
         texts = [" ".join([h.chunk.title, *h.chunk.heading_path, h.chunk.text]) for h in hits]
-        per_passage = subject_coverage(question, texts, weight)
-        return [per_passage[q.hit] for q in ranked]
+        return subject_coverage(question, texts, weight)
 
     def ask(self, question: str, history: list[dict[str, Any]] | None = None, top_k: int | None = None) -> Answer:
         """Answer `question` and return the checked `Answer` (see `stream` for errors)."""
@@ -471,6 +489,7 @@ class SentenceRelease:
         self.cited = 0  # citations released so far
         self.settled = False
         self.can_settle = settles_early(pipeline.decision.answerability)
+        self.ranked: list[Quote] | None = None  # the passages' sentences, ranked once a sentence is checked
 
     def feed(self, piece: str, p_refusal: float | None) -> list[Sentence]:
         """Sentences released by `piece` (only a sentence followed by the next one's start is finished)."""
@@ -485,9 +504,12 @@ class SentenceRelease:
         self.done = len(finished)
         checked = self.pipeline.checker.check(" ".join(finished), self.hits, self.question)
         if not self.settled:
+            if self.ranked is None:
+                self.ranked = ranked_sentences(self.question, self.hits, self.pipeline.checker.embedder)
             signals = {"best_dense": self.best_dense, "p_refusal": p_refusal}
             signals, fits = self.pipeline.checked_signals(self.question, self.raw, checked, signals)
-            draft = Draft(self.question, self.hits, self.raw, checked, [], signals, fits)
+            signals.update(self.pipeline.passage_signals(self.question, self.hits, self.ranked))
+            draft = Draft(self.question, self.hits, self.raw, checked, self.ranked, signals, fits)
             opts = replace(self.pipeline.decision, key_passage=False)
             self.settled = checked_answer(draft, opts) is not None
         return self.release(checked) if self.settled else []
@@ -520,8 +542,8 @@ class SentenceRelease:
 
 # The signals a draft's checked prefix can only raise as sentences are added, and those fixed before
 # the first sentence ends; a fitted decision must read only these, the first with weights >= 0.
-RISING_SIGNALS = frozenset({"support", "type_match"})
-FIXED_SIGNALS = frozenset({"best_dense", "p_refusal", "p_refusal_open_ended"})
+RISING_SIGNALS = frozenset({"support", "draft_score", "type_match"})
+FIXED_SIGNALS = frozenset({"best_dense", "p_refusal", "p_refusal_open_ended", "top_sentence", "coverage"})
 
 
 def settles_early(model: AnswerabilityModel | None) -> bool:

@@ -66,8 +66,8 @@ def test_a_refused_draft_on_the_subject_becomes_the_closest_passages_quoted(make
 def test_a_doubted_answer_is_not_shown_as_an_answer(make_pipeline):
     pipe, _ = make_pipeline(["OpenAI may provide technology to education and defence [1]."], answerability=_model(-5.0))
     ans = pipe.ask("Which sectors could OpenAI provide technology to?")
-    assert ans.decision["outcome"] != "answer" and ans.signals["p_answerable"] < 0.5
-    assert "fitted decision doubts the draft" in ans.decision["reason"]
+    assert ans.decision["outcome"] == "refused" and ans.signals["p_answerable"] < 0.5
+    assert "do not seem to answer it (p(answerable) 0.01" in ans.decision["reason"]
     assert ans.answer != "OpenAI may provide technology to education and defence [1]."
 
 
@@ -77,10 +77,10 @@ def test_the_shipped_decision_was_fitted_on_dev_with_the_chosen_features():
     model = AnswerabilityModel.load()
     assert tuple(model.weights) == FEATURES and model.meta["l2"] == L2
     assert model.meta["splits"] == ["dev"]
-    # Each signal points the way it should: support and a stated answer type towards "answerable",
-    # the model's own probability of opening with the refusal away from it.
+    # Each signal points the way it should: a stated answer type towards "answerable", the model's
+    # own probability of opening with the refusal away from it.
     w = model.weights
-    assert w["support"] > 0 and w["type_match"] > 0 and w["p_refusal_open_ended"] < 0
+    assert w["type_match"] > 0 and w["p_refusal_open_ended"] < 0
     assert model.meta["n"] >= 150 and model.meta["n"] - model.meta["answerable"] >= 40  # enough of each kind
 
 

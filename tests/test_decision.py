@@ -1,9 +1,8 @@
 """Each step of the decision after generation, on drafts built by hand: the checked answer, the
-passages quoted when the draft cannot be shown, and the refusal when no passage is on the subject."""
+passages quoted when the draft cannot be shown, and the refusal below the fitted gate or when no
+passage sentence is on the subject."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 from rag.answer_type import answers_the_question
 from rag.answerability import AnswerabilityModel
@@ -40,12 +39,13 @@ def draft(question: str, raw: str, **signals: float) -> Draft:
     embedder = HashEmbedder()
     checked = CitationChecker(embedder).check(raw, hs, question)
     ranked = ranked_sentences(question, hs, embedder)
-    texts = [f"{h.chunk.title} {h.chunk.text}" for h in hs]
-    per_passage = subject_coverage(question, texts, lambda w: 1.0)
     fits = answers_the_question(question, checked.text) if not checked.refused else None
     docs = {"harbour": Document("harbour", "Harbour plan", HARBOUR), "fish": Document("fish", "Fisheries", FISH)}
-    coverage = [per_passage[q.hit] for q in ranked]
-    return Draft(question, hs, raw, checked, ranked, dict(signals), fits, coverage, docs)
+    return Draft(question, hs, raw, checked, ranked, dict(signals), fits, docs)
+
+
+ALWAYS = AnswerabilityModel(weights={}, bias=5.0, mean={}, scale={}, threshold=0.5)
+NEVER = AnswerabilityModel(weights={}, bias=-5.0, mean={}, scale={}, threshold=0.5)
 
 
 def test_a_supported_draft_of_the_asked_kind_is_the_answer():
@@ -59,14 +59,13 @@ def test_the_answer_step_passes_on_a_draft_of_the_wrong_kind_or_a_doubted_one():
     wrong_kind = draft("How much does the breakwater cost?", "The harbour board approved the breakwater [1].")
     assert checked_answer(wrong_kind, DecisionOptions()) is None
     doubted = draft("How much does the breakwater cost?", "The breakwater costs £40 million [1].")
-    never = AnswerabilityModel(weights={}, bias=-5.0, mean={}, scale={}, threshold=0.5)
-    assert checked_answer(doubted, DecisionOptions(answerability=never)) is None
+    assert checked_answer(doubted, DecisionOptions(answerability=NEVER)) is None
     assert doubted.signals["p_answerable"] < 0.5
 
 
 def test_a_refused_draft_on_the_subject_shows_the_closest_sentences_of_the_asked_kind():
     d = draft("How much does the breakwater cost?", REFUSAL)
-    verdict = evidence_excerpt(d, DecisionOptions(min_coverage=0.6))
+    verdict = evidence_excerpt(d, DecisionOptions(answerability=ALWAYS))
     assert verdict is not None and verdict.outcome == "partial" and verdict.step == "evidence_excerpt"
     assert verdict.checked.text.startswith(EVIDENCE_OPENING)
     assert "“The breakwater costs £40 million.” [1]" in verdict.checked.text
@@ -74,15 +73,27 @@ def test_a_refused_draft_on_the_subject_shows_the_closest_sentences_of_the_asked
     assert verdict.checked.citations[0].doc_id == "harbour" and not verdict.checked.refused
     assert "the model said the documents do not hold it" in verdict.reason
     # With no sentences to quote, the step stands aside and the refusal decides.
-    assert evidence_excerpt(d, DecisionOptions(min_coverage=0.6, evidence_sentences=0)) is None
-    assert decide(d, DecisionOptions(min_coverage=0.6, evidence_sentences=0)).step == "off_topic"
+    assert evidence_excerpt(d, DecisionOptions(answerability=ALWAYS, evidence_sentences=0)) is None
+    assert decide(d, DecisionOptions(answerability=ALWAYS, evidence_sentences=0)).step == "off_topic"
 
 
-def test_no_evidence_when_no_passage_names_the_subject():
-    d = draft("How much does the lighthouse in Zennor cost?", REFUSAL)
-    assert evidence_excerpt(d, DecisionOptions(min_coverage=0.6)) is None
-    verdict = decide(d, DecisionOptions(min_coverage=0.6))
+def test_no_evidence_when_no_passage_sentence_names_the_subject():
+    d = draft("How tall is the lighthouse in Zennor?", REFUSAL)
+    assert evidence_excerpt(d, DecisionOptions(answerability=ALWAYS)) is None
+    verdict = decide(d, DecisionOptions(answerability=ALWAYS))
     assert verdict.outcome == "refused" and verdict.step == "off_topic" and verdict.checked.text == REFUSAL
+    assert "no passage sentence on the question's subject" in verdict.reason
+
+
+def test_below_the_fitted_gate_the_draft_and_the_passages_give_way_to_the_refusal():
+    supported = draft("How much does the breakwater cost?", "The breakwater costs £40 million [1].")
+    failed = draft("How much does the breakwater cost?", "")  # the check removed every sentence
+    for d in (supported, failed):
+        verdict = decide(d, DecisionOptions(answerability=NEVER))
+        assert verdict.outcome == "refused" and verdict.step == "off_topic"
+        assert "p(answerable) 0.01 < 0.50" in verdict.reason
+    assert decide(failed, DecisionOptions(answerability=ALWAYS)).outcome == "partial"
+    assert decide(failed, DecisionOptions()).outcome == "partial"  # no fitted gate: every question passes
 
 
 def test_the_last_step_always_decides_and_the_steps_run_in_order():
@@ -95,31 +106,17 @@ def test_coverage_weights_the_rare_words():
     weights = {"breakwater": 5.0}
     cov = subject_coverage("breakwater cost", ["the breakwater", "the cost"], lambda w: weights.get(w, 1.0))
     assert cov[0] > 0.8 > 0.2 > cov[1]
+    assert subject_coverage("OpenAI staff in London", ["OpenAI has 100 staff"], lambda w: 1.0) == [2 / 3]
 
 
 def test_when_the_fitted_decision_finds_it_answerable_the_closest_sentences_are_quoted_whatever_the_coverage():
     d = draft("How much will the seawall cost?", REFUSAL)  # "seawall": no passage names it
-    always = AnswerabilityModel(weights={}, bias=5.0, mean={}, scale={}, threshold=0.5)
-    assert evidence_excerpt(d, DecisionOptions(min_coverage=0.99)) is None
-    verdict = evidence_excerpt(d, DecisionOptions(min_coverage=0.99, answerability=always))
+    assert evidence_excerpt(d, DecisionOptions(answerability=NEVER)) is None
+    verdict = evidence_excerpt(d, DecisionOptions(answerability=ALWAYS))
     assert verdict is not None and verdict.outcome == "partial" and "£40 million" in verdict.checked.text
 
 
 def test_a_sentence_not_in_its_document_word_for_word_is_not_quoted():
     d = draft("How much does the breakwater cost?", REFUSAL)
     d.documents = {}  # the passages' documents are unknown: nothing can be placed, so nothing is quoted
-    assert evidence_excerpt(d, DecisionOptions(min_coverage=0.6)) is None
-
-
-def test_a_close_sentence_is_quoted_when_the_model_was_sure_and_not_when_it_doubted():
-    d = draft("How much will the seawall cost?", "")  # the check removed every sentence; no passage names "seawall"
-    score = next(q.score for q in d.ranked if "£40 million" in q.text(d.hits))
-    opts = DecisionOptions(min_coverage=0.99, min_sentence_score=score - 0.01, evidence_max_p_refusal=0.02)
-    assert evidence_excerpt(d, DecisionOptions(min_coverage=0.99)) is None  # off by default
-    d.signals["p_refusal_open_ended"] = 0.01
-    verdict = evidence_excerpt(d, opts)
-    assert verdict is not None and "£40 million" in verdict.checked.text
-    d.signals["p_refusal_open_ended"] = 0.2  # the model doubted the documents
-    assert evidence_excerpt(d, opts) is None
-    d.signals["p_refusal_open_ended"] = 0.01
-    assert evidence_excerpt(d, replace(opts, min_sentence_score=score + 0.01)) is None  # not close enough
+    assert evidence_excerpt(d, DecisionOptions(answerability=ALWAYS)) is None

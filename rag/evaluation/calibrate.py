@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answerability import L2, AnswerabilityModel, choose_threshold, fit
+from rag.answerability import FEATURES, L2, AnswerabilityModel, choose_threshold, fit
 from rag.errors import BadInputError
 from rag.evaluation.decision_cv import figures
 from rag.evaluation.records import read_records
@@ -77,20 +77,34 @@ def held_out(
     return {k: float(np.mean(v)) for k, v in held.items()}
 
 
-def fit_from_run(run_dir: Path, max_false_refusals: float = 0.10) -> AnswerabilityModel:
-    """A logistic answerability model fitted on `run_dir`'s records, with the threshold that best
-    separates them while refusing at most `max_false_refusals` of the answerable items.
+def fit_from_run(
+    run_dir: Path, max_false_refusals: float = 0.10, features: tuple[str, ...] = FEATURES
+) -> AnswerabilityModel:
+    """A logistic answerability model fitted on `run_dir`'s recorded signals (see `fit_rows`).
 
     Raises:
         BadInputError: the run has no records with signals, or only one class.
     """
     rows, labels, splits = signal_rows(run_dir)
-    model = fit(rows, labels)
+    meta = {"fitted_on": str(run_dir), "splits": sorted(set(splits))}
+    return fit_rows(rows, labels, meta, max_false_refusals, features)
+
+
+def fit_rows(
+    rows: list[dict[str, float]],
+    labels: list[bool],
+    meta: dict,
+    max_false_refusals: float = 0.10,
+    features: tuple[str, ...] = FEATURES,
+) -> AnswerabilityModel:
+    """A logistic answerability model over `features` fitted on `rows`, with the threshold that best
+    separates them while refusing at most `max_false_refusals` of the answerable items; `meta` is
+    kept in the model with the fit's own facts."""
+    model = fit(rows, labels, features=features)
     probs = [model.probability(r) for r in rows]
     model.threshold = choose_threshold(probs, labels, max_false_refusals)
     model.meta = {
-        "fitted_on": str(run_dir),
-        "splits": sorted(set(splits)),
+        **meta,
         "n": len(rows),
         "answerable": sum(labels),
         "max_false_refusals": max_false_refusals,

@@ -2,7 +2,7 @@
 recorded drafts through `RagPipeline.finish` once per candidate value, then choose the value on
 four fifths of the items and score it on the fifth, over repeated random splits.
 
-`python -m rag.evaluation.decision_cv RUN --knob min_coverage --values 0.5 0.6 0.7` prints the
+`python -m rag.evaluation.decision_cv RUN --knob evidence_sentences --values 0 1 2` prints the
 in-sample figures of each value and the held-out figures of choosing among them. Values are JSON
 (`true`, `false`, `null`, numbers) or `shipped` for the knob's shipped value, so a step can be
 judged against its absence: `--knob answer_type_check --values shipped false`. No model runs.
@@ -86,7 +86,7 @@ def cross_validate(by_value: dict[Any, dict[str, dict]], folds: int = 5, repeats
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("run", type=Path)
-    ap.add_argument("--knob", default="min_coverage")
+    ap.add_argument("--knob", required=True, help="a decision or pipeline option")
     ap.add_argument("--values", nargs="+", required=True, help="JSON values, or `shipped`")
     ap.add_argument("--questions", type=Path, default=Path("evals/qa.jsonl"))
     args = ap.parse_args()

@@ -14,7 +14,7 @@ openings are kept in FILE and reused): an item whose model opens with the refusa
 opening as its draft, so the decision sees that the model itself refused; the others fail with an
 empty draft, as a draft the check removed entirely does.
 
-`python -m rag.evaluation.failed_drafts --split dev --knob min_sentence_score --values null 0.5 0.6`
+`python -m rag.evaluation.failed_drafts --split dev --knob evidence_sentences --values 0 2`
 
 Here `fr` is the share of answerable items refused, `rr` of unanswerable items refused, `kf` the key
 facts of the quoted passages: an upper bound on what the decision can do when the model fails.

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rag.answerability import AnswerabilityModel
-from rag.evaluation.calibrate import held_out
+from rag.evaluation.calibrate import fit_rows, held_out
 from rag.evaluation.decision_cv import figures
 from rag.evaluation.qaset import load_qaset
 from rag.evaluation.records import read_records
@@ -38,6 +38,7 @@ class Item:
     """One replayed item: its signals, and its scores when the gate passes and when it refuses."""
 
     id: str
+    split: str
     answerable: bool
     signals: dict[str, float]
     shown: dict
@@ -65,7 +66,7 @@ def replay_items(pipeline: RagPipeline, run_dir: Path, questions: Path, corpus: 
             refusal = replace(shown, answer=REFUSAL, refused=True, partial=False, citations=[])
             signals = {k: float(v) for k, v in shown.signals.items() if v is not None and k != "p_answerable"}
             scores = [score_answer(item, a, spans) for a in (shown, refusal)]
-            out.append(Item(item.id, item.answerable, signals, *scores, rec["scores"]))
+            out.append(Item(item.id, item.split, item.answerable, signals, *scores, rec["scores"]))
     finally:
         pipeline.options = shipped
     return out
@@ -78,6 +79,7 @@ def main() -> None:
     ap.add_argument("--max-false-refusals", type=float, nargs="+", default=[0.10])
     ap.add_argument("--questions", type=Path, default=Path("evals/qa.jsonl"))
     ap.add_argument("--items", type=Path, help="keep the replayed items in this file, and reuse them when it exists")
+    ap.add_argument("--write", type=Path, help="fit the first feature set on every item and write the model here")
     args = ap.parse_args()
     from rag.generation import NoGenerator
     from rag.settings import Settings
@@ -99,6 +101,13 @@ def main() -> None:
             rows, labels = [it.signals for it in items], [it.answerable for it in items]
             row = held_out(rows, labels, features, outcomes, max_false_refusals=cap)
             print(json.dumps({"features": names, "cap": cap, **{k: round(x, 3) for k, x in row.items()}}))
+    if args.write:
+        rows, labels = [it.signals for it in items], [it.answerable for it in items]
+        features = tuple(args.features[0].split(","))
+        meta = {"fitted_on": str(args.run), "splits": sorted({it.split for it in items}), "replayed": True}
+        model = fit_rows(rows, labels, meta, args.max_false_refusals[0], features)
+        args.write.write_text(model.to_json(), encoding="utf-8")
+        print(model.to_json().strip())
 
 
 if __name__ == "__main__":

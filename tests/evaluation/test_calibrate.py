@@ -37,7 +37,7 @@ def test_fit_from_run_uses_the_recorded_signals(tmp_path):
     with open(tmp_path / "results.jsonl", "w") as f:
         for i, (r, y) in enumerate(zip(rows, labels, strict=True)):
             f.write(json.dumps({"id": str(i), "answerable": y, "signals": {**r, "type_match": None}}) + "\n")
-    model = fit_from_run(tmp_path)
+    model = fit_from_run(tmp_path, features=("support", "type_match", "p_refusal_open_ended"))
     assert set(model.weights) == {"support", "p_refusal_open_ended"} and model.weights["support"] > 0
     assert model.meta["n"] == len(rows) and model.meta["answerable"] == sum(labels)
     refused = [model.probability(r) < model.threshold for r in rows]
