@@ -170,7 +170,7 @@ def decide(draft: Draft, opts: DecisionOptions, steps: Sequence[Step] = STEPS) -
 
 
 def why_not_answered(draft: Draft, opts: DecisionOptions) -> str:
-    """Why the model's own reply is not shown, in a few words."""
+    """Why the model's own reply is not shown, above the gate, in a few words."""
     if draft.checked.refused and draft.raw.strip().lower().startswith(REFUSAL[:12].lower()):
         return "the model said the documents do not hold it"
     if draft.checked.refused:
@@ -178,9 +178,7 @@ def why_not_answered(draft: Draft, opts: DecisionOptions) -> str:
     if opts.answer_type_check and draft.fits is False:
         kinds = " or ".join(sorted(expected_types(draft.question)))
         return f"the draft does not state the {kinds} asked for"
-    p = draft.signals.get("p_answerable")
-    threshold = opts.answerability.threshold if opts.answerability else 0.0
-    return f"the fitted decision doubts the draft (p(answerable) {p:.2f} < {threshold:.2f})" if p is not None else ""
+    return ""
 
 
 def subject_coverage(question: str, texts: Sequence[str], weight: Callable[[str], float]) -> list[float]:
