@@ -2,9 +2,9 @@
 
 The signals are cheap by-products of answering (`SIGNALS`): the best dense score, the model's
 probability of opening with the refusal, the support of its checked draft, and whether the draft
-states the kind of thing asked. A logistic model over two of them (`FEATURES`: p(refusal
-opening), unless the draft opens with "Yes"/"No", where that probability measures "No" against the
-refusal rather than doubt; and answer-type match), fitted on the dev split's replayed drafts
+states the kind of thing asked. A logistic model over three of them (`FEATURES`: the checked
+draft's support, answer-type match, and p(refusal opening) unless the draft opens with "Yes"/"No",
+where that probability measures "No" against the refusal rather than doubt), fitted on the dev split's replayed drafts
 (`python -m rag.evaluation.gate_cv RUN --features … --write`), gives p(answerable); its threshold
 separates best within at most 10% false refusals on dev. The feature set was chosen by 5-fold
 cross-validation on the 167 dev items (decision note 0005).
@@ -40,9 +40,8 @@ SIGNALS = (  # what every answer records (the pipeline's `finish`); runs before 
     "top_sentence",  # the best passage sentence's score against the question (`rag.evidence`)
     "coverage",  # the most of the question's subject a passage names
 )
-# The gate reads nothing of the citation check's verdict, so a draft the check removed whole is not
-# taken for an unanswerable question (held-out dev figures per feature set: decision note 0005).
-FEATURES = ("p_refusal_open_ended", "type_match")
+# Chosen by held-out dev figures per feature set (decision note 0005, "One gate").
+FEATURES = ("support", "type_match", "p_refusal_open_ended")
 L2 = 1.0  # likewise (10 separated held-out items no better on the 167-item dev split)
 
 

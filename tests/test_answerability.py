@@ -77,10 +77,10 @@ def test_the_shipped_decision_was_fitted_on_dev_with_the_chosen_features():
     model = AnswerabilityModel.load()
     assert tuple(model.weights) == FEATURES and model.meta["l2"] == L2
     assert model.meta["splits"] == ["dev"]
-    # Each signal points the way it should: a stated answer type towards "answerable", the model's
-    # own probability of opening with the refusal away from it.
+    # Each signal points the way it should: support and a stated answer type towards "answerable",
+    # the model's own probability of opening with the refusal away from it.
     w = model.weights
-    assert w["type_match"] > 0 and w["p_refusal_open_ended"] < 0
+    assert w["support"] > 0 and w["type_match"] > 0 and w["p_refusal_open_ended"] < 0
     assert model.meta["n"] >= 150 and model.meta["n"] - model.meta["answerable"] >= 40  # enough of each kind
 
 
