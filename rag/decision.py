@@ -132,7 +132,7 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
 def answerable(draft: Draft, opts: DecisionOptions) -> bool:
     """Whether the fitted decision lets the question through (always, without a fitted model)."""
     p = p_answerable(draft, opts)
-    return p is None or opts.answerability is None or p >= opts.answerability.threshold
+    return p is None or p >= opts.answerability.threshold
 
 
 def p_answerable(draft: Draft, opts: DecisionOptions) -> float | None:
@@ -149,8 +149,8 @@ def p_answerable(draft: Draft, opts: DecisionOptions) -> float | None:
 def off_topic(draft: Draft, opts: DecisionOptions) -> Verdict:
     """The refusal: the fitted decision finds the documents do not answer the question, or no
     passage sentence on its subject states the kind of thing asked."""
-    p = draft.signals.get("p_answerable")
-    if not answerable(draft, opts) and p is not None and opts.answerability is not None:
+    p = p_answerable(draft, opts)
+    if p is not None and p < opts.answerability.threshold:
         reason = f"the documents do not seem to answer it (p(answerable) {p:.2f} < {opts.answerability.threshold:.2f})"
     else:
         reason = f"no passage sentence on the question's subject states what it asks ({why_not_answered(draft, opts)})"

@@ -13,39 +13,50 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag.evaluation.qaset import load_qaset
+from rag.evaluation.qaset import QAItem, load_qaset
 from rag.evaluation.records import read_records
 from rag.evaluation.scoring import quote_spans, score_answer
 from rag.pipeline import RagPipeline
-from rag.types import Hit
+from rag.types import Answer, Hit
+
+
+def replayed(
+    pipeline: RagPipeline, run_dir: Path, questions: Path, corpus: Path
+) -> Iterator[tuple[QAItem, dict, Answer, list]]:
+    """Each generated item of `run_dir` (items refused before generation left out): the item, its
+    record, its recorded draft decided again by `pipeline.finish` as the pipeline is set now, and
+    its gold quote spans."""
+    items = {it.id: it for it in load_qaset(questions, corpus)}
+    chunks = {c.chunk_id: c for c in pipeline.retriever.chunks}
+    bodies = {d: doc.body for d, doc in pipeline.retriever.documents.items()}
+    for rec in read_records(run_dir / "results.jsonl"):
+        if not rec.get("raw_answer") or rec["id"] not in items:
+            continue
+        item = items[rec["id"]]
+        hits = [Hit(chunks[h["chunk_id"]], h["score"]) for h in rec["answer"]["retrieved"]]
+        answer = pipeline.finish(item.question, rec["standalone_question"], hits, rec["raw_answer"], rec["signals"])
+        yield item, rec, answer, quote_spans(item, bodies)
 
 
 def replayed_scores(
     pipeline: RagPipeline, run_dir: Path, questions: Path, corpus: Path, knob: str, value: Any
 ) -> dict[str, dict]:
     """Each generated item's scores with `knob` set to `value` (items refused before generation left out)."""
-    items = {it.id: it for it in load_qaset(questions, corpus)}
-    chunks = {c.chunk_id: c for c in pipeline.retriever.chunks}
-    bodies = {d: doc.body for d, doc in pipeline.retriever.documents.items()}
     saved = pipeline.options
     pipeline.options = saved.but(**{knob: value})
-    out = {}
     try:
-        for rec in read_records(run_dir / "results.jsonl"):
-            if not rec.get("raw_answer") or rec["id"] not in items:
-                continue
-            item = items[rec["id"]]
-            hits = [Hit(chunks[h["chunk_id"]], h["score"]) for h in rec["answer"]["retrieved"]]
-            answer = pipeline.finish(item.question, rec["standalone_question"], hits, rec["raw_answer"], rec["signals"])
-            out[item.id] = score_answer(item, answer, quote_spans(item, bodies))
+        return {
+            item.id: score_answer(item, answer, spans)
+            for item, _, answer, spans in replayed(pipeline, run_dir, questions, corpus)
+        }
     finally:
         pipeline.options = saved
-    return out
 
 
 def figures(scores: list[dict]) -> dict[str, float]:

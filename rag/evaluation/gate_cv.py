@@ -22,13 +22,10 @@ from pathlib import Path
 
 from rag.answerability import AnswerabilityModel
 from rag.evaluation.calibrate import fit_rows, held_out
-from rag.evaluation.decision_cv import figures
-from rag.evaluation.qaset import load_qaset
-from rag.evaluation.records import read_records
-from rag.evaluation.scoring import quote_spans, score_answer
+from rag.evaluation.decision_cv import figures, replayed
+from rag.evaluation.scoring import score_answer
 from rag.pipeline import RagPipeline
 from rag.prompts import REFUSAL
-from rag.types import Hit
 
 ALWAYS = AnswerabilityModel(weights={}, bias=40.0, mean={}, scale={}, threshold=0.0)  # every item passes
 
@@ -49,20 +46,11 @@ class Item:
 def replay_items(pipeline: RagPipeline, run_dir: Path, questions: Path, corpus: Path) -> list[Item]:
     """Every generated item of `run_dir`, replayed with a gate that always passes, and as refused
     (`shipped`: its scores as recorded by the run)."""
-    items = {it.id: it for it in load_qaset(questions, corpus)}
-    chunks = {c.chunk_id: c for c in pipeline.retriever.chunks}
-    bodies = {d: doc.body for d, doc in pipeline.retriever.documents.items()}
     shipped = pipeline.options
     pipeline.options = shipped.but(answerability=ALWAYS)
     out = []
     try:
-        for rec in read_records(run_dir / "results.jsonl"):
-            if not rec.get("raw_answer") or rec["id"] not in items:
-                continue
-            item = items[rec["id"]]
-            spans = quote_spans(item, bodies)
-            hits = [Hit(chunks[h["chunk_id"]], h["score"]) for h in rec["answer"]["retrieved"]]
-            shown = pipeline.finish(item.question, rec["standalone_question"], hits, rec["raw_answer"], rec["signals"])
+        for item, rec, shown, spans in replayed(pipeline, run_dir, questions, corpus):
             refusal = replace(shown, answer=REFUSAL, refused=True, partial=False, citations=[])
             signals = {k: float(v) for k, v in shown.signals.items() if v is not None and k != "p_answerable"}
             scores = [score_answer(item, a, spans) for a in (shown, refusal)]
