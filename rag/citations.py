@@ -175,6 +175,23 @@ def best_quote(passage: str, claims: list[str]) -> tuple[int, int]:
     return best[2], best[3]
 
 
+def failed_rules(claim: str, hit: Hit, question: str = "", known: set[str] = frozenset()) -> list[str]:
+    """The exact rules `claim` breaks against `hit`'s passage: "number" (a number the question states
+    may be repeated without a source), "amount" (money credited to another actor), "name" (a name not
+    in the passage, its title or headings; `known` are names seen in the other passages, so a name
+    opening the claim is recognised as one), "polarity" (not the polarity of the passage sentence
+    the claim rests on).
+    """
+    text = hit.chunk.text
+    checks = (
+        ("number", lambda: numbers_supported(claim, f"{question} {text}")),
+        ("amount", lambda: amounts_attributed(claim, text)),
+        ("name", lambda: names_supported(claim, " ".join([text, hit.chunk.title, *hit.chunk.heading_path]), known)),
+        ("polarity", lambda: polarity_agrees(claim, text, question)),
+    )
+    return [name for name, holds in checks if not holds()]
+
+
 class CitationChecker:
     """Scores sentences as 0.5 * lexical overlap + 0.5 * embedding cosine against a passage, and
     zero when the sentence states a number or a name the passage does not hold, credits a sum of
@@ -185,28 +202,19 @@ class CitationChecker:
         embedder: Embedder | None,
         threshold: float = shipped("support_threshold"),
         unsupported: str = shipped("unsupported"),
+        *,
+        rules: bool = True,
     ) -> None:
         self.embedder = embedder
         self.threshold = threshold
         self.unsupported = unsupported
+        self.rules = rules  # False only to measure what the exact rules do (rag.evaluation.check_probe)
 
     def _scores(self, claims: list[str], hits: list[Hit], question: str = "") -> np.ndarray:
         """`scores[i, j]`: support of claim i by passage j; zero when an exact rule fails."""
-        # The exact rules: numbers (a number the question states may be repeated without a source),
-        # money credited to the right actor, names present in the passage (or its title and
-        # headings), and the same polarity as the passage sentence the claim rests on.
         known = set().union(*(proper_nouns(h.chunk.text) for h in hits)) if hits else set()
         rules = np.array(
-            [
-                [
-                    numbers_supported(c, f"{question} {h.chunk.text}")
-                    and amounts_attributed(c, h.chunk.text)
-                    and names_supported(c, " ".join([h.chunk.text, h.chunk.title, *h.chunk.heading_path]), known)
-                    and polarity_agrees(c, h.chunk.text, question)
-                    for h in hits
-                ]
-                for c in claims
-            ],
+            [[not failed_rules(c, h, question, known) if self.rules else True for h in hits] for c in claims],
             dtype=np.float32,
         )
         claims = [self._scored_text(c, question) for c in claims]
