@@ -17,7 +17,7 @@ from rag.embedding import Embedder
 from rag.lexical import STOP_WORDS, tokenize
 from rag.prompts import REFUSAL
 from rag.settings import shipped
-from rag.text import CAPITALISED, names, parse_markers, proper_nouns, sentence_spans, split_sentences
+from rag.text import CAPITALISED, MONTHS, names, parse_markers, proper_nouns, sentence_spans, split_sentences
 from rag.types import CheckedAnswer, Citation, Hit, SentenceCheck
 
 __all__ = ["CitationChecker", "CheckedAnswer", "parse_markers", "split_sentences", "is_refusal"]
@@ -65,13 +65,34 @@ def numbers_supported(claim: str, passage: str) -> bool:
 
 
 _MONEY = re.compile(r"[£$€]\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:bn|m|k|billion|million|thousand)\b)?", re.IGNORECASE)
-_NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot)\b|n't\b", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|unable)\b|n't\b", re.IGNORECASE)
 _YES_NO = re.compile(r"^\s*(yes|no)\b", re.IGNORECASE)
 
 
 def opens_with_yes_or_no(text: str) -> bool:
     """`opens_with_yes_or_no("No. It is voluntary [1].")` -> True; `opens_with_yes_or_no("Nobody")` -> False."""
     return bool(_YES_NO.match(text))
+
+
+_CONNECTORS = frozenset({"of", "for", "and", "the", "&", "on", "in"})
+
+
+def acronym_in(acronym: str, passage: str) -> bool:
+    """`acronym` spells the initials of a capitalised run of the passage ("of", "for", "and", ...
+    may sit inside it; a word in capitals gives itself).
+
+    `acronym_in("DSIT", "the Department for Science, Innovation and Technology")` -> True;
+    `acronym_in("AISI", "the AI Security Institute")` -> True.
+    """
+    runs, run = [], ""
+    for word in re.findall(r"[\w&][\w&'’-]*", passage):
+        if word[0].isupper():
+            run += word if word.isupper() and len(word) > 1 else word[0]
+        elif word.lower() not in _CONNECTORS:
+            runs.append(run)
+            run = ""
+    runs.append(run)
+    return any(acronym.upper() in r.upper() for r in runs if len(r) >= len(acronym))
 
 
 def names_supported(claim: str, passage: str, known: set[str] = frozenset()) -> bool:
@@ -85,7 +106,10 @@ def names_supported(claim: str, passage: str, known: set[str] = frozenset()) -> 
     for name in names(claim, known | proper_nouns(passage)):
         # A compound ("UK-OpenAI", "UK–Cohere") names each of its parties.
         for part in filter(None, re.split(r"[-–]", name.lower().replace("’", "'").split("'")[0])):
-            if not re.search(rf"(?<![a-z0-9]){re.escape(part.rstrip('s') if len(part) > 3 else part)}", text):
+            if re.search(rf"(?<![a-z0-9]){re.escape(part.rstrip('s') if len(part) > 3 else part)}", text):
+                continue
+            # An abbreviation of a name the passage writes out ("DSIT", "AISI") names it too.
+            if not (name.isupper() and len(name) > 1 and acronym_in(name, passage)):
                 return False
     return True
 
@@ -95,59 +119,109 @@ def negated(text: str) -> bool:
     return bool(_NEGATION.search(text))
 
 
+def _closest(texts: list[str], claim: str) -> str:
+    """The text sharing the most content words with the claim (the first of equals)."""
+    want = set(tokenize(claim))
+    return max(texts, key=lambda t: len(want & set(tokenize(t))))
+
+
 def _closest_sentence(passage: str, claim: str) -> str:
     """The passage sentence sharing the most content words with the claim."""
-    want = set(tokenize(claim))
-    spans = sentence_spans(passage) or [(0, len(passage))]
-    return max((passage[s:e] for s, e in spans), key=lambda t: len(want & set(tokenize(t))))
+    return _closest([passage[s:e] for s, e in sentence_spans(passage) or [(0, len(passage))]], claim)
+
+
+_CLAUSE = re.compile(r";|:|,\s+(?:and|but|while|whereas|with)\b|\s+(?:but|while|whereas)\s+")
+_PIECE = re.compile(r"[.;:,!?]\s|\s+(?:but|while|whereas)\s+")  # "Though not binding, it sets out ..."
+
+
+def clauses(text: str) -> list[str]:
+    """`text` cut where a new statement starts (";", ":", ", and", "but", "while", ...), keeping the
+    parts with at least three content words: `clauses("17% saw no real saving, and others saved time")`
+    -> `["17% saw no real saving", "others saved time"]`."""
+    parts = [p.strip() for p in _CLAUSE.split(text) if p and p.strip()]
+    return [p for p in parts if len(tokenize(p)) >= TERSE_WORDS] or [text]
 
 
 def polarity_agrees(claim: str, passage: str, question: str = "") -> bool:
-    """A claim and the passage sentence it rests on are both negative or both positive.
+    """Each statement of the claim and the passage sentence it rests on are both negative or both positive.
 
-    A bare "Yes"/"No" is read as the answer to the question: "No" claims the negation of the question.
+    A bare "Yes"/"No" is read as the answer to the question, against the passage sentence closest
+    to the question. "Yes" must agree with it; so must "No" when that sentence says "not", but an
+    affirmative sentence does not contradict "No" ("Is OpenAI the only one?" - "No": "similar deals
+    were signed with Google and Anthropic" says so without a "not").
     `polarity_agrees("Yes.", "The MoU is not legally binding.", "Is the MoU legally binding?")` -> False.
     """
     yn = _YES_NO.match(claim)
     if yn and len(tokenize(claim)) < TERSE_WORDS:
         sentence = _closest_sentence(passage, question)
-        return (
-            negated(sentence) != negated(question)
-            if yn.group(1).lower() == "no"
-            else (negated(sentence) == negated(question))
-        )
+        expected = "no" if negated(sentence) != negated(question) else "yes"
+        said = yn.group(1).lower()
+        return said == expected or (said == "no" and not negated(sentence))
     body = _YES_NO.sub("", claim, count=1)
-    return negated(_closest_sentence(passage, body)) == negated(body)
+    # Statement against statement: a passage sentence may say "not" in one clause and more in the
+    # next, so each statement of the claim agrees with the closest passage sentence or with the
+    # closest of the passage's comma-separated pieces.
+    pieces = [p for p in _PIECE.split(passage) if p.strip()] or [passage]
+    return all(
+        negated(part) in (negated(_closest_sentence(passage, part)), negated(_closest(pieces, part)))
+        for part in clauses(body)
+    )
 
 
 _NOT_SUBJECTS = frozenset(w.capitalize() for w in STOP_WORDS) | frozenset(
-    ["AI", "Yes", "No", "According", "However", "Also", "Additionally", "Overall", "Over", "Under"]
+    [
+        *MONTHS,
+        "One",
+        "Two",
+        "Three",
+        "Four",
+        "Five",
+        "Six",
+        "Seven",
+        "Eight",
+        "Nine",
+        "Ten",
+        "AI",
+        "Yes",
+        "No",
+        "According",
+        "However",
+        "Also",
+        "Additionally",
+        "Overall",
+        "Over",
+        "Under",
+    ]
 )
 
 
 def _subject(text: str) -> str | None:
-    """The first name-like word of `text`: `_subject("Over £2bn will go")` -> None."""
-    return next((m.group(0) for m in CAPITALISED.finditer(text) if m.group(0) not in _NOT_SUBJECTS), None)
+    """The name-like word of `text`'s last clause closest to its end, the actor of what follows:
+    `_subject("Over £2bn will go")` -> None; `_subject("Wise will chair it; from April, backed by")` -> None."""
+    clause = re.split(r"[;:(]|,\s+(?:and|but|while|with)\b", text)[-1]
+    found = [m.group(0) for m in CAPITALISED.finditer(clause) if m.group(0) not in _NOT_SUBJECTS]
+    return found[-1] if found else None
 
 
 def amounts_attributed(claim: str, passage: str) -> bool:
-    """A sum of money is credited to the same actor as in the passage: the claim's subject (its first
-    name-like word before the sum) must appear before that sum in a passage sentence that states it.
+    """A sum of money is credited to the same actor as in the passage: the claim's subject (the
+    name-like word closest before the sum in its clause) must appear before that sum in a passage
+    sentence that states it.
 
     `amounts_attributed("OpenAI is investing £500m", "The UK is investing £500m with OpenAI")` -> False;
     `amounts_attributed("The UK is investing £500m", "The UK is investing £500m with OpenAI")` -> True.
     """
+    sentences = [passage[a:b] for a, b in sentence_spans(passage)]
     for m in _MONEY.finditer(claim):
         subject = _subject(claim[: m.start()])
         if subject is None:
             continue
         figure = numbers(m.group(0))
-        sentences = [passage[a:b] for a, b in sentence_spans(passage)]
-        placed = False
-        for sent in sentences:
-            for pm in _MONEY.finditer(sent):
-                if numbers(pm.group(0)) == figure and re.search(rf"\b{re.escape(subject)}\b", sent[: pm.start()]):
-                    placed = True
+        placed = any(
+            numbers(pm.group(0)) == figure and re.search(rf"\b{re.escape(subject)}\b", sent[: pm.start()])
+            for sent in sentences
+            for pm in _MONEY.finditer(sent)
+        )
         if not placed:
             return False
     return True
@@ -176,15 +250,15 @@ def best_quote(passage: str, claims: list[str]) -> tuple[int, int]:
 
 
 def failed_rules(claim: str, hit: Hit, question: str = "", known: set[str] = frozenset()) -> list[str]:
-    """The exact rules `claim` breaks against `hit`'s passage: "number" (a number the question states
-    may be repeated without a source), "amount" (money credited to another actor), "name" (a name not
+    """The exact rules `claim` breaks against `hit`'s passage: "number" (a number not in the passage, its
+    document's title or date; one the question states may be repeated without a source), "amount" (money credited to another actor), "name" (a name not
     in the passage, its title or headings; `known` are names seen in the other passages, so a name
     opening the claim is recognised as one), "polarity" (not the polarity of the passage sentence
     the claim rests on).
     """
     text = hit.chunk.text
     checks = (
-        ("number", lambda: numbers_supported(claim, f"{question} {text}")),
+        ("number", lambda: numbers_supported(claim, f"{question} {text} {hit.chunk.title} {hit.chunk.date}")),
         ("amount", lambda: amounts_attributed(claim, text)),
         ("name", lambda: names_supported(claim, " ".join([text, hit.chunk.title, *hit.chunk.heading_path]), known)),
         ("polarity", lambda: polarity_agrees(claim, text, question)),
@@ -221,9 +295,22 @@ class CitationChecker:
         lex = np.array([[lexical_support(c, h.chunk.text) for h in hits] for c in claims], dtype=np.float32)
         if self.embedder is None or not claims or not hits:
             return lex * rules
-        cv = self.embedder.embed_documents(claims)
-        pv = self.embedder.embed_documents([h.chunk.text for h in hits])
-        return (0.5 * lex + 0.5 * np.clip(cv @ pv.T, 0.0, 1.0)) * rules
+        return (0.5 * lex + 0.5 * self._similarity(claims, hits)) * rules
+
+    def _similarity(self, claims: list[str], hits: list[Hit]) -> np.ndarray:
+        """`sim[i, j]`: cosine of claim i with passage j or with its closest sentence, whichever is
+        higher, so a claim that restates one sentence is not diluted by the rest of the passage."""
+        texts, owner = [], []
+        for j, h in enumerate(hits):
+            sentences = [h.chunk.text[a:b] for a, b in sentence_spans(h.chunk.text)]
+            for t in [h.chunk.text, *(sentences if len(sentences) > 1 else [])]:
+                texts.append(t)
+                owner.append(j)
+        cos = np.clip(self.embedder.embed_documents(claims) @ self.embedder.embed_documents(texts).T, 0.0, 1.0)
+        sim = np.zeros((len(claims), len(hits)), dtype=np.float32)
+        for k, j in enumerate(owner):
+            sim[:, j] = np.maximum(sim[:, j], cos[:, k])
+        return sim
 
     @staticmethod
     def _scored_text(claim: str, question: str) -> str:

@@ -1,10 +1,10 @@
 """How often the citation check keeps true claims and catches false ones, without the model.
 
 True claims are the reference answers of a run's answerable items, sentence by sentence, checked
-against the passages the run retrieved for the item (items whose gold document was not retrieved
-are left out). The reference answers were written from the documents in their own words, so they
+against the passages the run retrieved for the item (items are left out unless every gold quote is
+in those passages). The reference answers were written from the documents in their own words, so they
 stand for what a correct paraphrasing draft says. False claims are the same sentences with one fact
-changed (a number, a name, "not" put in or taken out) and the sentences of another item's answer
+changed (a number, a name, "not" put in or taken out, yes for no) and the sentences of another item's answer
 about other documents. A claim is kept when some passage supports it, as `CitationChecker.check`
 decides.
 
@@ -25,6 +25,7 @@ from pathlib import Path
 from rag import citations as C
 from rag.evaluation.qaset import QAItem, load_qaset
 from rag.evaluation.records import read_records
+from rag.lexical import tokenize
 from rag.pipeline import RagPipeline
 from rag.text import names, parse_markers, proper_nouns, split_sentences
 from rag.types import Hit
@@ -39,7 +40,7 @@ _NUMBER = re.compile(r"(?<![\w.,])\d+(?![\w.,]\d)")
 @dataclass
 class Probe:
     item: str
-    kind: str  # "true" or the corruption: "number", "name", "negation", "other item"
+    kind: str  # "true" or the corruption: "number", "name", "negation", "yes/no", "other item"
     claim: str
     hits: list[Hit]
     question: str
@@ -51,10 +52,14 @@ def corrupt_number(claim: str) -> str | None:
     return None if m is None else f"{claim[: m.start()]}{int(m.group(0)) * 3 + 1}{claim[m.end() :]}"
 
 
-def corrupt_name(claim: str, passages: str) -> str | None:
-    """The claim's first name replaced by an actor no passage mentions."""
+def corrupt_name(claim: str, passages: list[str]) -> str | None:
+    """The claim's first name replaced by an actor the passage closest to the claim does not mention,
+    one that another passage mentions when there is one (the mix-up a model makes)."""
     found = names(claim)
-    other = next((a for a in ACTORS if a.lower() not in passages.lower() and a.lower() not in claim.lower()), None)
+    closest = max(passages, key=lambda p: C.lexical_support(claim, p)).lower()
+    others = [a for a in ACTORS if a.lower() not in closest and a.lower() not in claim.lower()]
+    elsewhere = [a for a in others if any(a.lower() in p.lower() for p in passages)]
+    other = next(iter(elsewhere or others), None)
     if not found or other is None:
         return None
     return re.sub(rf"\b{re.escape(found[0])}\b", other, claim, count=1)
@@ -68,6 +73,18 @@ def corrupt_polarity(claim: str) -> str | None:
     return None if m is None else f"{claim[: m.end()]} not{claim[m.end() :]}"
 
 
+def _held(quote: str, hits: list[Hit]) -> bool:
+    """Most of the gold quote's words are in one passage (a quote may run across two passages)."""
+    want = set(tokenize(quote))
+    return any(len(want & set(tokenize(h.chunk.text))) >= 0.8 * len(want) for h in hits)
+
+
+def corrupt_yes_no(claim: str) -> str | None:
+    """`corrupt_yes_no("No. It is voluntary.")` -> `"Yes. It is voluntary."`; None without a yes or no."""
+    m = re.match(r"(yes|no)\b", claim, re.IGNORECASE)
+    return None if m is None else ("No" if m.group(1).lower() == "yes" else "Yes") + claim[m.end() :]
+
+
 def probes(pipeline: RagPipeline, run_dir: Path, items: dict[str, QAItem]) -> list[Probe]:
     chunks = {c.chunk_id: c for c in pipeline.retriever.chunks}
     recs = [r for r in read_records(run_dir / "results.jsonl") if r["id"] in items and r["answerable"]]
@@ -75,10 +92,10 @@ def probes(pipeline: RagPipeline, run_dir: Path, items: dict[str, QAItem]) -> li
     for i, rec in enumerate(recs):
         item = items[rec["id"]]
         hits = [Hit(chunks[h["chunk_id"]], h["score"]) for h in rec["answer"]["retrieved"]]
-        if not any(h.chunk.doc_id in item.doc_ids for h in hits):
-            continue
+        if not all(_held(q, hits) for q in item.quotes):
+            continue  # the run's passages do not hold the reference's evidence, so dropping it is right
         q = rec["standalone_question"]
-        passages = " ".join(h.chunk.text for h in hits)
+        passages = [h.chunk.text for h in hits]
         for s in split_sentences(item.answer):
             claim = parse_markers(s)[0]
             if not claim:
@@ -88,6 +105,7 @@ def probes(pipeline: RagPipeline, run_dir: Path, items: dict[str, QAItem]) -> li
                 ("number", corrupt_number(claim)),
                 ("name", corrupt_name(claim, passages)),
                 ("negation", corrupt_polarity(claim)),
+                ("yes/no", corrupt_yes_no(claim)),
             ):
                 if wrong and wrong != claim:
                     out.append(Probe(item.id, kind, wrong, hits, q))
