@@ -130,16 +130,23 @@ def _closest_sentence(passage: str, claim: str) -> str:
     return _closest([passage[s:e] for s, e in sentence_spans(passage) or [(0, len(passage))]], claim)
 
 
-_CLAUSE = re.compile(r";|:|,\s+(?:and|but|while|whereas|with)\b|\s+(?:but|while|whereas)\s+")
-_PIECE = re.compile(r"[.;:,!?]\s|\s+(?:but|while|whereas)\s+")  # "Though not binding, it sets out ..."
+_CLAUSE = re.compile(r"[.;:,!?](?:\s|$)|\s+(?:but|while|whereas)\s+")
 
 
 def clauses(text: str) -> list[str]:
-    """`text` cut where a new statement starts (";", ":", ", and", "but", "while", ...), keeping the
-    parts with at least three content words: `clauses("17% saw no real saving, and others saved time")`
-    -> `["17% saw no real saving", "others saved time"]`."""
-    parts = [p.strip() for p in _CLAUSE.split(text) if p and p.strip()]
-    return [p for p in parts if len(tokenize(p)) >= TERSE_WORDS] or [text]
+    """`text` cut into its statements at punctuation and at "but"/"while"/"whereas"; a part with
+    fewer than two content words joins its neighbour ("not legally binding" stands, "however" joins):
+    `clauses("Though not binding, the deal sets a framework")` -> `["Though not binding", "the deal sets a framework"]`.
+    """
+    out: list[str] = []
+    for part in (p.strip() for p in _CLAUSE.split(text)):
+        if not part:
+            continue
+        if out and min(len(tokenize(part)), len(tokenize(out[-1]))) < 2:
+            out[-1] = f"{out[-1]} {part}"
+        else:
+            out.append(part)
+    return out or [text]
 
 
 def polarity_agrees(claim: str, passage: str, question: str = "") -> bool:
@@ -159,13 +166,9 @@ def polarity_agrees(claim: str, passage: str, question: str = "") -> bool:
         return said == expected or (said == "no" and not negated(sentence))
     body = _YES_NO.sub("", claim, count=1)
     # Statement against statement: a passage sentence may say "not" in one clause and more in the
-    # next, so each statement of the claim agrees with the closest passage sentence or with the
-    # closest of the passage's comma-separated pieces.
-    pieces = [p for p in _PIECE.split(passage) if p.strip()] or [passage]
-    return all(
-        negated(part) in (negated(_closest_sentence(passage, part)), negated(_closest(pieces, part)))
-        for part in clauses(body)
-    )
+    # next, so each statement of the claim is held against the closest statement of the passage.
+    pieces = clauses(passage)
+    return all(negated(part) == negated(_closest(pieces, part)) for part in clauses(body))
 
 
 _NOT_SUBJECTS = frozenset(w.capitalize() for w in STOP_WORDS) | frozenset(
@@ -196,16 +199,15 @@ _NOT_SUBJECTS = frozenset(w.capitalize() for w in STOP_WORDS) | frozenset(
 
 
 def _subject(text: str) -> str | None:
-    """The name-like word of `text`'s last clause closest to its end, the actor of what follows:
+    """The first name-like word of `text`'s last clause, the actor of the sum that follows it:
     `_subject("Over £2bn will go")` -> None; `_subject("Wise will chair it; from April, backed by")` -> None."""
     clause = re.split(r"[;:(]|,\s+(?:and|but|while|with)\b", text)[-1]
-    found = [m.group(0) for m in CAPITALISED.finditer(clause) if m.group(0) not in _NOT_SUBJECTS]
-    return found[-1] if found else None
+    return next((m.group(0) for m in CAPITALISED.finditer(clause) if m.group(0) not in _NOT_SUBJECTS), None)
 
 
 def amounts_attributed(claim: str, passage: str) -> bool:
     """A sum of money is credited to the same actor as in the passage: the claim's subject (the
-    name-like word closest before the sum in its clause) must appear before that sum in a passage
+    first name-like word of the clause that states the sum) must appear before that sum in a passage
     sentence that states it.
 
     `amounts_attributed("OpenAI is investing £500m", "The UK is investing £500m with OpenAI")` -> False;

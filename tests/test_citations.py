@@ -178,3 +178,64 @@ def test_hyphenated_and_possessive_names_are_found():
     passage = "The UK has struck similar deals with major US-based companies such as Google and Anthropic."
     assert names_supported("The UK has deals with US-based firms such as Google and Anthropic's rivals.", passage)
     assert not names_supported("The UK has deals with US-based firms such as Cohere.", passage)
+
+
+def test_an_abbreviation_names_what_the_passage_writes_out():
+    from rag.citations import acronym_in, names_supported
+
+    passage = "The Department for Science, Innovation and Technology will work with the AI Security Institute."
+    assert acronym_in("DSIT", passage) and acronym_in("AISI", passage)
+    assert not acronym_in("NCSC", passage)
+    assert names_supported("DSIT will work with AISI.", passage)
+    assert not names_supported("The NCSC will work with AISI.", passage)
+
+
+def test_polarity_is_held_statement_by_statement():
+    from rag.citations import clauses, polarity_agrees
+
+    passage = "Though not legally binding, the deal outlines a framework for collaboration and shared ambitions."
+    assert clauses("The deal is not binding; it sets out a framework for collaboration.") == [
+        "The deal is not binding",
+        "it sets out a framework for collaboration",
+    ]
+    assert polarity_agrees("The deal is not legally binding; it outlines a framework for collaboration.", passage)
+    assert not polarity_agrees("The deal is legally binding; it outlines a framework for collaboration.", passage)
+    assert not polarity_agrees("The deal is not legally binding; it does not outline a framework.", passage)
+    trial = "17% of users did not notice any clear time savings. Professions that saved least were least satisfied."
+    assert polarity_agrees(
+        "17% of users did not notice any time savings, and professions that saved least were least satisfied.", trial
+    )
+    assert not polarity_agrees(
+        "17% of users did notice clear time savings, and professions that saved least were least satisfied.", trial
+    )
+
+
+def test_no_is_not_contradicted_by_an_affirmative_sentence_but_yes_is_by_a_negative_one():
+    from rag.citations import polarity_agrees
+
+    q = "Are open source AI models less secure than closed source ones?"
+    equal = "Open source and closed source AI models are generally equally secure."
+    assert polarity_agrees("No.", equal, q)
+    binding = "The memorandum is voluntary and not legally binding."
+    assert not polarity_agrees("Yes.", binding, "Is the memorandum legally binding?")
+    assert polarity_agrees("No.", binding, "Is the memorandum legally binding?")
+    assert not polarity_agrees("No.", binding, "Is the memorandum not legally binding?")
+
+
+def test_a_sums_actor_is_named_in_its_own_clause():
+    from rag.citations import amounts_attributed
+
+    passage = "The next phase of the Sovereign AI Unit launches in April 2026, backed by up to £500 million."
+    claim = "James Wise will chair it; the next phase launches in April 2026, backed by up to £500 million."
+    assert amounts_attributed(claim, passage)
+    assert not amounts_attributed(
+        "Peter Kyle said OpenAI will invest £500 million.", "The UK will invest £500 million."
+    )
+
+
+def test_numbers_may_come_from_the_documents_date():
+    from rag.citations import failed_rules
+
+    chunk = Chunk("p#0", "p", "The office opened just 2 years ago.", 0, 35, date="2025-07-21")
+    assert failed_rules("It opened 2 years before the July 2025 partnership.", Hit(chunk, 1.0)) == []
+    assert failed_rules("It opened 3 years before the July 2025 partnership.", Hit(chunk, 1.0)) == ["number"]
