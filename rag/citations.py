@@ -10,6 +10,8 @@ This module does not retrieve or generate.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -31,6 +33,7 @@ _REFUSAL_LIKE = re.compile(
 )
 
 
+PASSAGE_CACHE = 4096  # passage and sentence vectors kept by the checker (1.5 kB each)
 TERSE_WORDS = 3  # claims with fewer content words than this are scored with their question
 
 
@@ -285,6 +288,8 @@ class CitationChecker:
         self.threshold = threshold
         self.unsupported = unsupported
         self.rules = rules  # False only to measure what the exact rules do (rag.evaluation.check_probe)
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     def _scores(self, claims: list[str], hits: list[Hit], question: str = "") -> np.ndarray:
         """`scores[i, j]`: support of claim i by passage j; zero when an exact rule fails."""
@@ -299,6 +304,24 @@ class CitationChecker:
             return lex * rules
         return (0.5 * lex + 0.5 * self._similarity(claims, hits)) * rules
 
+    def _passage_vectors(self, texts: list[str]) -> np.ndarray:
+        """The passages' (and their sentences') vectors, each embedded once: a streamed answer is
+        checked again as each sentence finishes, against the same passages."""
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            fresh = self.embedder.embed_documents(missing)
+            with self._lock:
+                for t, v in zip(missing, fresh, strict=True):
+                    self._vectors[t] = v
+                while len(self._vectors) > PASSAGE_CACHE:
+                    self._vectors.popitem(last=False)
+        with self._lock:
+            vectors = [self._vectors.get(t) for t in texts]
+        if any(v is None for v in vectors):  # evicted meanwhile by other requests: embed directly
+            return self.embedder.embed_documents(texts)
+        return np.stack(vectors)
+
     def _similarity(self, claims: list[str], hits: list[Hit]) -> np.ndarray:
         """`sim[i, j]`: cosine of claim i with passage j or with its closest sentence, whichever is
         higher, so a claim that restates one sentence is not diluted by the rest of the passage."""
@@ -308,7 +331,7 @@ class CitationChecker:
             for t in [h.chunk.text, *(sentences if len(sentences) > 1 else [])]:
                 texts.append(t)
                 owner.append(j)
-        cos = np.clip(self.embedder.embed_documents(claims) @ self.embedder.embed_documents(texts).T, 0.0, 1.0)
+        cos = np.clip(self.embedder.embed_documents(claims) @ self._passage_vectors(texts).T, 0.0, 1.0)
         sim = np.zeros((len(claims), len(hits)), dtype=np.float32)
         for k, j in enumerate(owner):
             sim[:, j] = np.maximum(sim[:, j], cos[:, k])

@@ -239,3 +239,20 @@ def test_numbers_may_come_from_the_documents_date():
     chunk = Chunk("p#0", "p", "The office opened just 2 years ago.", 0, 35, date="2025-07-21")
     assert failed_rules("It opened 2 years before the July 2025 partnership.", Hit(chunk, 1.0)) == []
     assert failed_rules("It opened 3 years before the July 2025 partnership.", Hit(chunk, 1.0)) == ["number"]
+
+
+def test_passages_are_embedded_once_across_checks():
+    class Counting(HashEmbedder):
+        texts = 0
+
+        def embed_documents(self, texts, progress=False):
+            self.texts += len(texts)
+            return super().embed_documents(texts)
+
+    emb = Counting()
+    checker = CitationChecker(emb, threshold=0.3)
+    first = checker.check("OpenAI employs over 100 staff in London [2].", hits())
+    after_first = emb.texts  # the claim, the two passages and passage a's three sentences
+    again = checker.check("OpenAI employs over 100 staff in London [2].", hits())
+    assert after_first == 6 and emb.texts == after_first + 1  # only the claim the second time
+    assert first.text == again.text and not again.refused
