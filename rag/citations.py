@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -153,7 +154,7 @@ def clauses(text: str) -> list[str]:
 
 
 def polarity_agrees(claim: str, passage: str, question: str = "") -> bool:
-    """Each statement of the claim and the passage sentence it rests on are both negative or both positive.
+    """Each statement of the claim and the passage statement closest to it are both negative or both positive.
 
     A bare "Yes"/"No" is read as the answer to the question, against the passage sentence closest
     to the question. "Yes" must agree with it; so must "No" when that sentence says "not", but an
@@ -254,21 +255,28 @@ def best_quote(passage: str, claims: list[str]) -> tuple[int, int]:
     return best[2], best[3]
 
 
-def failed_rules(claim: str, hit: Hit, question: str = "", known: set[str] = frozenset()) -> list[str]:
-    """The exact rules `claim` breaks against `hit`'s passage: "number" (a number not in the passage, its
-    document's title or date; one the question states may be repeated without a source), "amount" (money credited to another actor), "name" (a name not
-    in the passage, its title or headings; `known` are names seen in the other passages, so a name
-    opening the claim is recognised as one), "polarity" (not the polarity of the passage sentence
-    the claim rests on).
+def broken_rules(claim: str, hit: Hit, question: str = "", known: set[str] = frozenset()) -> Iterator[str]:
+    """The exact rules `claim` breaks against `hit`'s passage, in order, each tested only when asked for:
+    "number" (a number not in the passage, its document's title or date, or the question),
+    "amount" (money credited to another actor), "name" (a name not in the passage, its title or
+    headings; `known` are names seen in the other passages, so a name opening the claim is
+    recognised as one), "polarity" (a statement whose closest passage statement says "not" where it
+    does not, or the reverse).
     """
     text = hit.chunk.text
-    checks = (
-        ("number", lambda: numbers_supported(claim, f"{question} {text} {hit.chunk.title} {hit.chunk.date}")),
-        ("amount", lambda: amounts_attributed(claim, text)),
-        ("name", lambda: names_supported(claim, " ".join([text, hit.chunk.title, *hit.chunk.heading_path]), known)),
-        ("polarity", lambda: polarity_agrees(claim, text, question)),
-    )
-    return [name for name, holds in checks if not holds()]
+    if not numbers_supported(claim, f"{question} {text} {hit.chunk.title} {hit.chunk.date}"):
+        yield "number"
+    if not amounts_attributed(claim, text):
+        yield "amount"
+    if not names_supported(claim, " ".join([text, hit.chunk.title, *hit.chunk.heading_path]), known):
+        yield "name"
+    if not polarity_agrees(claim, text, question):
+        yield "polarity"
+
+
+def failed_rules(claim: str, hit: Hit, question: str = "", known: set[str] = frozenset()) -> list[str]:
+    """Every exact rule `claim` breaks against `hit`'s passage (see `broken_rules`)."""
+    return list(broken_rules(claim, hit, question, known))
 
 
 class CitationChecker:
@@ -295,7 +303,8 @@ class CitationChecker:
         """`scores[i, j]`: support of claim i by passage j; zero when an exact rule fails."""
         known = set().union(*(proper_nouns(h.chunk.text) for h in hits)) if hits else set()
         rules = np.array(
-            [[not failed_rules(c, h, question, known) if self.rules else True for h in hits] for c in claims],
+            # The first broken rule settles it; the others are not tested.
+            [[not self.rules or next(broken_rules(c, h, question, known), None) is None for h in hits] for c in claims],
             dtype=np.float32,
         )
         claims = [self._scored_text(c, question) for c in claims]
