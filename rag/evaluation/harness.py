@@ -7,6 +7,7 @@ This module does not build the pipeline (the CLI does) and does not define metri
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import sys
@@ -179,6 +180,22 @@ def run_eval(
     return summary
 
 
+def recorded_results(run_dir: Path) -> list[dict[str, Any]]:
+    """A run folder's records: `results.jsonl`, or `results.jsonl.gz` for a run kept in git
+    (`evals/drafts/`), so a replay needs no model and no earlier session's cache.
+
+    Raises:
+        BadInputError: the folder holds neither file.
+    """
+    plain, packed = run_dir / RESULTS, run_dir / (RESULTS + ".gz")
+    if plain.is_file():
+        return read_records(plain)
+    if packed.is_file():
+        with gzip.open(packed, "rt", encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    raise BadInputError(f"{run_dir} holds no {RESULTS} (or {RESULTS}.gz): not a run folder")
+
+
 def replay_eval(
     pipeline: RagPipeline, items: list[QAItem], from_dir: Path, out_dir: Path, *, progress: bool = True
 ) -> dict[str, Any]:
@@ -194,7 +211,7 @@ def replay_eval(
 
     from rag.types import Hit, Timings
 
-    before = {r["id"]: r for r in read_records(Path(from_dir) / RESULTS)}
+    before = {r["id"]: r for r in recorded_results(Path(from_dir))}
     run = json.loads((Path(from_dir) / RUN).read_text(encoding="utf-8"))
     if run.get("mode") != "full":
         raise BadInputError(f"{from_dir} is not a full run; only generated answers can be replayed")

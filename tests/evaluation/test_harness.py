@@ -149,6 +149,26 @@ def test_retrieval_query_prefixes_the_last_user_turn(tiny_items):
     assert retrieval_query(tiny_items[3]) == f"{HISTORY[0]['content']} How many workers will it train?"
 
 
+def test_a_run_kept_gzipped_replays_as_the_plain_one(tmp_path, eval_pipeline, tiny_items):
+    import gzip
+    import shutil
+
+    from rag.evaluation.harness import replay_eval
+
+    pipe, _ = eval_pipeline()
+    run_eval(pipe, tiny_items, tmp_path / "run", progress=False, report=False)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    shutil.copy(tmp_path / "run" / "run.json", kept / "run.json")
+    with open(tmp_path / "run" / "results.jsonl", "rb") as src, gzip.open(kept / "results.jsonl.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    plain = replay_eval(pipe, tiny_items, tmp_path / "run", tmp_path / "a", progress=False)
+    packed = replay_eval(pipe, tiny_items, kept, tmp_path / "b", progress=False)
+    assert packed == plain and packed["n"] == len(tiny_items)
+    with pytest.raises(BadInputError, match="not a run folder"):
+        replay_eval(pipe, tiny_items, tmp_path / "nowhere", tmp_path / "c", progress=False)
+
+
 def test_replay_re_decides_recorded_answers_without_the_model(tmp_path, eval_pipeline, tiny_items):
     from rag.evaluation.harness import replay_eval
 
