@@ -14,7 +14,7 @@ import numpy as np
 from rag.answerability import FEATURES, L2, AnswerabilityModel, choose_threshold, fit
 from rag.errors import BadInputError
 from rag.evaluation.decision_cv import figures
-from rag.evaluation.records import read_records
+from rag.evaluation.records import recorded_results
 
 
 def signal_rows(run_dir: Path) -> tuple[list[dict[str, float]], list[bool], list[str]]:
@@ -23,7 +23,7 @@ def signal_rows(run_dir: Path) -> tuple[list[dict[str, float]], list[bool], list
     Raises:
         BadInputError: the run has no records with signals, or only one class.
     """
-    records = [r for r in read_records(Path(run_dir) / "results.jsonl") if r.get("signals")]
+    records = [r for r in recorded_results(Path(run_dir)) if r.get("signals")]
     labels = [bool(r["answerable"]) for r in records]
     if not records or all(labels) or not any(labels):
         raise BadInputError(f"{run_dir}: needs answered items of both kinds (answerable and not) with signals")

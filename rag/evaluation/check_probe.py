@@ -24,7 +24,7 @@ from pathlib import Path
 
 from rag import citations as C
 from rag.evaluation.qaset import QAItem, load_qaset
-from rag.evaluation.records import read_records
+from rag.evaluation.records import recorded_results
 from rag.lexical import tokenize
 from rag.pipeline import RagPipeline
 from rag.text import names, parse_markers, proper_nouns, split_sentences
@@ -87,7 +87,7 @@ def corrupt_yes_no(claim: str) -> str | None:
 
 def probes(pipeline: RagPipeline, run_dir: Path, items: dict[str, QAItem]) -> list[Probe]:
     chunks = {c.chunk_id: c for c in pipeline.retriever.chunks}
-    recs = [r for r in read_records(run_dir / "results.jsonl") if r["id"] in items and r["answerable"]]
+    recs = [r for r in recorded_results(run_dir) if r["id"] in items and r["answerable"]]
     out: list[Probe] = []
     for i, rec in enumerate(recs):
         item = items[rec["id"]]

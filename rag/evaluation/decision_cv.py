@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rag.evaluation.qaset import QAItem, load_qaset
-from rag.evaluation.records import read_records
+from rag.evaluation.records import recorded_results
 from rag.evaluation.scoring import quote_spans, score_answer
 from rag.pipeline import RagPipeline
 from rag.types import Answer, Hit
@@ -35,7 +35,7 @@ def replayed(
     items = {it.id: it for it in load_qaset(questions, corpus)}
     chunks = {c.chunk_id: c for c in pipeline.retriever.chunks}
     bodies = {d: doc.body for d, doc in pipeline.retriever.documents.items()}
-    for rec in read_records(run_dir / "results.jsonl"):
+    for rec in recorded_results(run_dir):
         if not rec.get("raw_answer") or rec["id"] not in items:
             continue
         item = items[rec["id"]]

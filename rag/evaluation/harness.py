@@ -7,7 +7,6 @@ This module does not build the pipeline (the CLI does) and does not define metri
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import sys
@@ -18,14 +17,14 @@ from typing import Any
 
 from rag.errors import BadInputError
 from rag.evaluation.qaset import QAItem
-from rag.evaluation.records import append_record, done_keys, read_records
+from rag.evaluation.records import RESULTS, append_record, done_keys, read_records, recorded_results
 from rag.evaluation.scoring import quote_spans, score_answer, score_retrieval, summarise
 from rag.pipeline import RagPipeline, last_user_turn
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
 
-RESULTS = "results.jsonl"
+
 SUMMARY = "summary.json"
 RUN = "run.json"
 
@@ -178,22 +177,6 @@ def run_eval(
 
         write_report(records, summary, out_dir)
     return summary
-
-
-def recorded_results(run_dir: Path) -> list[dict[str, Any]]:
-    """A run folder's records: `results.jsonl`, or `results.jsonl.gz` for a run kept in git
-    (`evals/drafts/`), so a replay needs no model and no earlier session's cache.
-
-    Raises:
-        BadInputError: the folder holds neither file.
-    """
-    plain, packed = run_dir / RESULTS, run_dir / (RESULTS + ".gz")
-    if plain.is_file():
-        return read_records(plain)
-    if packed.is_file():
-        with gzip.open(packed, "rt", encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-    raise BadInputError(f"{run_dir} holds no {RESULTS} (or {RESULTS}.gz): not a run folder")
 
 
 def replay_eval(

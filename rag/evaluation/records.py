@@ -7,6 +7,7 @@ damaged line anywhere else. This module does not know what a record holds beyond
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import IO, Any
 from rag.errors import BadInputError
 
 log = logging.getLogger(__name__)
+
+RESULTS = "results.jsonl"  # a run folder's records
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -65,3 +68,19 @@ def append_record(f: IO[str], record: dict[str, Any]) -> None:
     """Write one record as a line and flush it to the OS, so it survives the process dying."""
     f.write(json.dumps(record, ensure_ascii=False) + "\n")
     f.flush()
+
+
+def recorded_results(run_dir: Path) -> list[dict[str, Any]]:
+    """A run folder's records: `results.jsonl`, or `results.jsonl.gz` for a run kept in git
+    (`evals/drafts/`), so a replay needs no model and no earlier session's cache.
+
+    Raises:
+        BadInputError: the folder holds neither file.
+    """
+    plain, packed = run_dir / RESULTS, run_dir / (RESULTS + ".gz")
+    if plain.is_file():
+        return read_records(plain)
+    if packed.is_file():
+        with gzip.open(packed, "rt", encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    raise BadInputError(f"{run_dir} holds no {RESULTS} (or {RESULTS}.gz): not a run folder")

@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from rag.evaluation.records import read_records
+from rag.evaluation.records import recorded_results
 from rag.pipeline import RagPipeline, SentenceRelease
 from rag.types import Hit
 
@@ -30,7 +30,7 @@ def replay(pipeline: RagPipeline, run_dir: Path) -> dict[str, Any]:
     chunks = {c.chunk_id: c for c in pipeline.retriever.chunks}
     n = same = early = broken = 0
     at: list[float] = []  # share of the reply's pieces written when its first sentence went out
-    for rec in read_records(run_dir / "results.jsonl"):
+    for rec in recorded_results(run_dir):
         raw = rec.get("raw_answer")
         if not raw:
             continue
