@@ -81,12 +81,15 @@ class DecisionOptions:
         key_passage: end an answer with the cited passage's sentences closest to the question.
         evidence_sentences: at most this many sentences are quoted as evidence (0: none, so a draft
             that cannot be shown is refused).
+        partial_min_p: the p(answerable) a question needs for passages to be quoted when its draft
+            cannot be shown (None: the gate's own threshold; never below it).
     """
 
     answerability: AnswerabilityModel | None = None
     answer_type_check: bool = True
     key_passage: bool = True
     evidence_sentences: int = 2
+    partial_min_p: float | None = None
 
 
 Step = Callable[[Draft, DecisionOptions], Verdict | None]
@@ -109,7 +112,7 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     """The passages' sentences closest to the question, quoted with their citations, when the draft
     could not be shown but the fitted decision finds the question answerable. Only sentences that
     name part of the question's subject and state the kind of thing asked are quoted."""
-    if opts.evidence_sentences <= 0 or not answerable(draft, opts):
+    if opts.evidence_sentences <= 0 or not answerable(draft, opts, opts.partial_min_p):
         return None
     subject = set(tokenize(draft.question))
     citations: list[Citation] = []
@@ -129,10 +132,11 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     return Verdict("partial", "evidence_excerpt", why_not_answered(draft, opts), checked)
 
 
-def answerable(draft: Draft, opts: DecisionOptions) -> bool:
-    """Whether the fitted decision lets the question through (always, without a fitted model)."""
+def answerable(draft: Draft, opts: DecisionOptions, at_least: float | None = None) -> bool:
+    """Whether the fitted decision lets the question through (always, without a fitted model);
+    `at_least` raises the threshold for this use."""
     p = p_answerable(draft, opts)
-    return p is None or p >= opts.answerability.threshold
+    return p is None or p >= max(opts.answerability.threshold, at_least or 0.0)
 
 
 def p_answerable(draft: Draft, opts: DecisionOptions) -> float | None:

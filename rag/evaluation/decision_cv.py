@@ -23,15 +23,21 @@ from rag.evaluation.qaset import QAItem, load_qaset
 from rag.evaluation.records import recorded_results
 from rag.evaluation.scoring import quote_spans, score_answer
 from rag.pipeline import RagPipeline
+from rag.prompts import REFUSAL
 from rag.types import Answer, Hit
 
 
 def replayed(
-    pipeline: RagPipeline, run_dir: Path, questions: Path, corpus: Path
+    pipeline: RagPipeline, run_dir: Path, questions: Path, corpus: Path, *, failed: bool = False
 ) -> Iterator[tuple[QAItem, dict, Answer, list]]:
     """Each generated item of `run_dir` (items refused before generation left out): the item, its
     record, its recorded draft decided again by `pipeline.finish` as the pipeline is set now, and
-    its gold quote spans."""
+    its gold quote spans.
+
+    `failed`: decide each item as if the citation check had removed its whole draft (the reply is
+    empty unless the model opened with the refusal; the model's recorded signals are kept). Drafts
+    the check empties are rare on dev and common on unseen paraphrase, so this is how the decision
+    for them is judged on dev's every item."""
     items = {it.id: it for it in load_qaset(questions, corpus)}
     chunks = {c.chunk_id: c for c in pipeline.retriever.chunks}
     bodies = {d: doc.body for d, doc in pipeline.retriever.documents.items()}
@@ -40,20 +46,24 @@ def replayed(
             continue
         item = items[rec["id"]]
         hits = [Hit(chunks[h["chunk_id"]], h["score"]) for h in rec["answer"]["retrieved"]]
-        answer = pipeline.finish(item.question, rec["standalone_question"], hits, rec["raw_answer"], rec["signals"])
+        raw = rec["raw_answer"]
+        if failed and not raw.lstrip().lower().startswith(REFUSAL[:12].lower()):
+            raw = ""
+        answer = pipeline.finish(item.question, rec["standalone_question"], hits, raw, dict(rec["signals"]))
         yield item, rec, answer, quote_spans(item, bodies)
 
 
 def replayed_scores(
-    pipeline: RagPipeline, run_dir: Path, questions: Path, corpus: Path, knob: str, value: Any
+    pipeline: RagPipeline, run_dir: Path, questions: Path, corpus: Path, knob: str, value: Any, *, failed: bool = False
 ) -> dict[str, dict]:
-    """Each generated item's scores with `knob` set to `value` (items refused before generation left out)."""
+    """Each generated item's scores with `knob` set to `value` (items refused before generation left
+    out; `failed`: as if its draft had failed the check, see `replayed`)."""
     saved = pipeline.options
     pipeline.options = saved.but(**{knob: value})
     try:
         return {
             item.id: score_answer(item, answer, spans)
-            for item, _, answer, spans in replayed(pipeline, run_dir, questions, corpus)
+            for item, _, answer, spans in replayed(pipeline, run_dir, questions, corpus, failed=failed)
         }
     finally:
         pipeline.options = saved
@@ -100,6 +110,7 @@ def main() -> None:
     ap.add_argument("--knob", required=True, help="a decision or pipeline option")
     ap.add_argument("--values", nargs="+", required=True, help="JSON values, or `shipped`")
     ap.add_argument("--questions", type=Path, default=Path("evals/qa.jsonl"))
+    ap.add_argument("--failed", action="store_true", help="decide every draft as if the check had removed it")
     args = ap.parse_args()
     from rag.generation import NoGenerator
     from rag.settings import Settings
@@ -110,7 +121,9 @@ def main() -> None:
     shipped = getattr(own, args.knob)
     values = {v: shipped if v == "shipped" else json.loads(v) for v in args.values}
     by_value = {
-        label: replayed_scores(pipeline, args.run, args.questions, settings.corpus_dir, args.knob, v)
+        label: replayed_scores(
+            pipeline, args.run, args.questions, settings.corpus_dir, args.knob, v, failed=args.failed
+        )
         for label, v in values.items()
     }
     for v, scores in by_value.items():
