@@ -70,14 +70,17 @@ def replayed_scores(
 
 
 def figures(scores: list[dict]) -> dict[str, float]:
-    """False refusals, refusal recall, key facts, and the share of items shown as quoted passages."""
+    """False refusals, refusal recall, key facts, the share of items shown as quoted passages, and
+    the gold citation precision (mean over the items that have one)."""
     ans = [s for s in scores if s["answerable"]]
     una = [s for s in scores if not s["answerable"]]
     fr = sum(bool(s["refused"]) for s in ans) / max(len(ans), 1)
     rr = sum(bool(s["refused"]) for s in una) / max(len(una), 1)
     kf = statistics.mean(float(s.get("key_fact_accuracy") or 0) for s in ans) if ans else 0.0
     partial = sum(bool(s.get("partial")) for s in scores) / max(len(scores), 1)
-    return {"fr": fr, "rr": rr, "kf": kf, "sep": rr - fr, "partial": partial}
+    gold = [s["citation_precision_gold"] for s in scores if s.get("citation_precision_gold") is not None]
+    cp_gold = statistics.mean(gold) if gold else 0.0
+    return {"fr": fr, "rr": rr, "kf": kf, "sep": rr - fr, "partial": partial, "cp_gold": cp_gold}
 
 
 def cross_validate(by_value: dict[Any, dict[str, dict]], folds: int = 5, repeats: int = 20) -> dict[str, float]:
