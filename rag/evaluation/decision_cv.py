@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.embedding import CachingEmbedder
 from rag.evaluation.qaset import QAItem, load_qaset
 from rag.evaluation.records import recorded_results
 from rag.evaluation.scoring import quote_spans, score_answer
@@ -120,6 +121,8 @@ def main() -> None:
 
     settings = Settings()
     pipeline = RagPipeline.from_settings(settings, generator=NoGenerator())
+    # Each value replays the same drafts: embed each sentence once, not once per value.
+    pipeline.checker.embedder = pipeline.retriever.embedder = CachingEmbedder(pipeline.retriever.embedder)
     own = pipeline.decision if hasattr(pipeline.decision, args.knob) else pipeline.options
     shipped = getattr(own, args.knob)
     values = {v: shipped if v == "shipped" else json.loads(v) for v in args.values}
