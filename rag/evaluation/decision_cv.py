@@ -5,7 +5,9 @@ four fifths of the items and score it on the fifth, over repeated random splits.
 `python -m rag.evaluation.decision_cv RUN --knob evidence_sentences --values 0 1 2` prints the
 in-sample figures of each value and the held-out figures of choosing among them. Values are JSON
 (`true`, `false`, `null`, numbers) or `shipped` for the knob's shipped value, so a step can be
-judged against its absence: `--knob answer_type_check --values shipped false`. No model runs.
+judged against its absence: `--knob answer_type_check --values shipped false`; `--knob many` takes
+JSON objects of several knobs (`'{"partial_min_p": 0.6, "quote_names_rarest": true}'`). With
+`--failed` every draft is decided as if the citation check had removed it. No model runs.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def replayed_scores(
     """Each generated item's scores with `knob` set to `value` (items refused before generation left
     out; `failed`: as if its draft had failed the check, see `replayed`)."""
     saved = pipeline.options
-    pipeline.options = saved.but(**{knob: value})
+    pipeline.options = saved.but(**(value if knob == "many" else {knob: value}))
     try:
         return {
             item.id: score_answer(item, answer, spans)
@@ -111,7 +113,9 @@ def cross_validate(by_value: dict[Any, dict[str, dict]], folds: int = 5, repeats
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("run", type=Path)
-    ap.add_argument("--knob", required=True, help="a decision or pipeline option")
+    ap.add_argument(
+        "--knob", required=True, help="a decision or pipeline option, or `many` with JSON objects as values"
+    )
     ap.add_argument("--values", nargs="+", required=True, help="JSON values, or `shipped`")
     ap.add_argument("--questions", type=Path, default=Path("evals/qa.jsonl"))
     ap.add_argument("--failed", action="store_true", help="decide every draft as if the check had removed it")
@@ -124,7 +128,7 @@ def main() -> None:
     # Each value replays the same drafts: embed each sentence once, not once per value.
     pipeline.checker.embedder = pipeline.retriever.embedder = CachingEmbedder(pipeline.retriever.embedder)
     own = pipeline.decision if hasattr(pipeline.decision, args.knob) else pipeline.options
-    shipped = getattr(own, args.knob)
+    shipped = {} if args.knob == "many" else getattr(own, args.knob)
     values = {v: shipped if v == "shipped" else json.loads(v) for v in args.values}
     by_value = {
         label: replayed_scores(
