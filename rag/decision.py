@@ -44,7 +44,6 @@ class Draft:
         fits: whether the checked text states the kind of thing asked (`answers_the_question`;
             None when there is nothing to check or the check refused the draft).
         documents: the indexed documents by id, to place a quoted sentence in its document.
-        rarity: how rare each of the question's words is among the documents (higher: rarer).
     """
 
     question: str
@@ -55,7 +54,6 @@ class Draft:
     signals: dict[str, float | None]
     fits: bool | None = None
     documents: Mapping[str, Document] = field(default_factory=dict)
-    rarity: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,19 +81,12 @@ class DecisionOptions:
         key_passage: end an answer with the cited passage's sentences closest to the question.
         evidence_sentences: at most this many sentences are quoted as evidence (0: none, so a draft
             that cannot be shown is refused).
-        partial_min_p: the p(answerable) a question needs for passages to be quoted when its draft
-            cannot be shown (None: the gate's own threshold; never below it).
-        quote_names_rarest: a quoted sentence, with its passage's title and headings, must name the
-            question's rarest word (its subject, "Caddy" in "What F1 score did Caddy achieve?"),
-            not just any word of it.
     """
 
     answerability: AnswerabilityModel | None = None
     answer_type_check: bool = True
     key_passage: bool = True
     evidence_sentences: int = 2
-    partial_min_p: float | None = None
-    quote_names_rarest: bool = False
 
 
 Step = Callable[[Draft, DecisionOptions], Verdict | None]
@@ -118,16 +109,13 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     """The passages' sentences closest to the question, quoted with their citations, when the draft
     could not be shown but the fitted decision finds the question answerable. Only sentences that
     name part of the question's subject and state the kind of thing asked are quoted."""
-    if opts.evidence_sentences <= 0 or not answerable(draft, opts, opts.partial_min_p):
+    if opts.evidence_sentences <= 0 or not answerable(draft, opts):
         return None
     subject = set(tokenize(draft.question))
-    rarest = max(draft.rarity, key=draft.rarity.__getitem__) if draft.rarity and opts.quote_names_rarest else None
     citations: list[Citation] = []
     for q in draft.ranked:
         text = q.text(draft.hits)
         if not subject & set(tokenize(text)) or answers_the_question(draft.question, text) is False:
-            continue
-        if rarest is not None and rarest not in set(tokenize(" ".join([*placed(draft.hits[q.hit]), text]))):
             continue
         citation = quote_citation(draft, q, len(citations) + 1)
         if citation is not None:
@@ -141,16 +129,10 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     return Verdict("partial", "evidence_excerpt", why_not_answered(draft, opts), checked)
 
 
-def placed(hit: Hit) -> list[str]:
-    """What places a passage in its document: its title and headings."""
-    return [hit.chunk.title, *hit.chunk.heading_path]
-
-
-def answerable(draft: Draft, opts: DecisionOptions, at_least: float | None = None) -> bool:
-    """Whether the fitted decision lets the question through (always, without a fitted model);
-    `at_least` raises the threshold for this use."""
+def answerable(draft: Draft, opts: DecisionOptions) -> bool:
+    """Whether the fitted decision lets the question through (always, without a fitted model)."""
     p = p_answerable(draft, opts)
-    return p is None or p >= max(opts.answerability.threshold, at_least or 0.0)
+    return p is None or p >= opts.answerability.threshold
 
 
 def p_answerable(draft: Draft, opts: DecisionOptions) -> float | None:

@@ -29,7 +29,6 @@ from rag.embedding import Embedder
 from rag.errors import BadInputError, EmptyQuestionError
 from rag.evidence import Quote, ranked_sentences
 from rag.generation import Generator, OpeningFloor, stream_text
-from rag.lexical import tokenize
 from rag.prompts import REFUSAL, answer_messages, rewrite_messages
 from rag.query import question_parts, with_focus
 from rag.retrieval import HybridRetriever, RetrievalResult
@@ -418,8 +417,7 @@ class RagPipeline:
         signals, fits = self.checked_signals(standalone, raw, checked, signals)
         ranked = ranked_sentences(standalone, hits, self.checker.embedder) if ranked is None else ranked
         signals.update(self.passage_signals(standalone, hits, ranked))
-        rarity = {w: self.rarity(w) for w in tokenize(standalone)}
-        return Draft(standalone, hits, raw, checked, ranked, signals, fits, self.retriever.documents, rarity)
+        return Draft(standalone, hits, raw, checked, ranked, signals, fits, self.retriever.documents)
 
     def passage_signals(self, question: str, hits: list[Hit], ranked: list[Quote]) -> dict[str, float]:
         """What the passages alone say of the question, fixed before the model writes: `top_sentence`,
@@ -454,13 +452,13 @@ class RagPipeline:
     def coverage(self, question: str, hits: list[Hit]) -> list[float]:
         """For each passage, the share of the question's subject it names (title and headings
         included), each word weighted by how rare it is among the documents."""
-        texts = [" ".join([h.chunk.title, *h.chunk.heading_path, h.chunk.text]) for h in hits]
-        return subject_coverage(question, texts, self.rarity)
-
-    def rarity(self, word: str) -> float:
-        """How rare a (tokenized) word is among the documents: ln((N+1)/(df+0.5))."""
         n_docs = max(len(self.retriever.documents), 1)
-        return math.log((n_docs + 1) / (self.retriever.document_frequency(word) + 0.5))
+
+        def weight(word: str) -> float:
+            return math.log((n_docs + 1) / (self.retriever.document_frequency(word) + 0.5))
+
+        texts = [" ".join([h.chunk.title, *h.chunk.heading_path, h.chunk.text]) for h in hits]
+        return subject_coverage(question, texts, weight)
 
     def ask(self, question: str, history: list[dict[str, Any]] | None = None, top_k: int | None = None) -> Answer:
         """Answer `question` and return the checked `Answer` (see `stream` for errors)."""

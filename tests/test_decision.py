@@ -96,34 +96,6 @@ def test_below_the_fitted_gate_the_draft_and_the_passages_give_way_to_the_refusa
     assert decide(failed, DecisionOptions()).outcome == "partial"  # no fitted gate: every question passes
 
 
-def test_passages_are_quoted_for_a_failed_draft_only_at_the_partial_threshold():
-    # p(answerable) = 0.73 here (bias 1.0): above the gate (0.5), so a supported draft is the answer.
-    gate = AnswerabilityModel(weights={}, bias=1.0, mean={}, scale={}, threshold=0.5)
-    failed = draft("How much does the breakwater cost?", "")
-    supported = draft("How much does the breakwater cost?", "The breakwater costs £40 million [1].")
-    assert decide(failed, DecisionOptions(answerability=gate, partial_min_p=0.7)).outcome == "partial"
-    below = decide(failed, DecisionOptions(answerability=gate, partial_min_p=0.8))
-    assert below.outcome == "refused" and below.step == "off_topic"
-    # The partial threshold asks more of quoted passages only: the checked answer still passes the gate.
-    assert decide(supported, DecisionOptions(answerability=gate, partial_min_p=0.8)).step == "checked_answer"
-    # It never lowers the gate.
-    lower = AnswerabilityModel(weights={}, bias=1.0, mean={}, scale={}, threshold=0.9)
-    assert decide(failed, DecisionOptions(answerability=lower, partial_min_p=0.1)).outcome == "refused"
-
-
-def test_with_quote_names_rarest_a_quoted_sentence_or_its_passage_title_names_the_rarest_word():
-    opts = DecisionOptions(answerability=ALWAYS, quote_names_rarest=True)
-    elsewhere = draft("How much will the seawall cost?", REFUSAL)  # no passage names "seawall"
-    elsewhere.rarity = {"seawall": 3.0, "cost": 1.0}
-    assert evidence_excerpt(elsewhere, DecisionOptions(answerability=ALWAYS)) is not None  # any word will do
-    assert evidence_excerpt(elsewhere, opts) is None
-    assert decide(elsewhere, opts).step == "off_topic"
-    titled = draft("How much will the harbour scheme cost?", REFUSAL)  # "harbour": the title "Harbour plan"
-    titled.rarity = {"harbour": 3.0, "scheme": 2.0, "cost": 1.0}
-    verdict = evidence_excerpt(titled, opts)
-    assert verdict is not None and "“The breakwater costs £40 million.” [1]" in verdict.checked.text
-
-
 def test_the_last_step_always_decides_and_the_steps_run_in_order():
     assert STEPS[-1] is off_topic
     d = draft("How much does the breakwater cost?", "The breakwater costs £40 million [1].")

@@ -117,14 +117,6 @@ def test_a_draft_the_check_empties_shows_the_passages_on_the_subject_as_a_partia
     assert ans.decision["step"] == "evidence_excerpt" and "supported" in ans.decision["reason"]
 
 
-def test_the_draft_knows_how_rare_each_question_word_is_among_the_documents(make_pipeline):
-    pipe, _ = make_pipeline(["Cohere is a bank in Paris [2]."])
-    question = "What will Cohere explore with Zebedee?"
-    d = pipe.draft(question, pipe.retrieve(question).hits, "", {})
-    assert set(d.rarity) == {"cohere", "explore", "zebedee"}
-    assert d.rarity["zebedee"] > d.rarity["cohere"] > 0  # no document names Zebedee
-
-
 def test_a_question_whose_subject_no_passage_names_is_refused(make_pipeline):
     pipe, _ = make_pipeline(["Cohere is a bank in Paris [2]."], min_relevance=-1.0)  # past the retrieval gate
     ans = pipe.ask("What is Zebedee?")
