@@ -171,7 +171,7 @@ def decide(draft: Draft, opts: DecisionOptions, steps: Sequence[Step] = STEPS) -
 
 def why_not_answered(draft: Draft, opts: DecisionOptions) -> str:
     """Why the model's own reply is not shown, above the gate, in a few words."""
-    if draft.checked.refused and draft.raw.strip().lower().startswith(REFUSAL[:12].lower()):
+    if draft.checked.refused and opens_with_refusal(draft.raw):
         return "the model said the documents do not hold it"
     if draft.checked.refused:
         return "no sentence of the draft is supported by a passage it cites"
@@ -179,6 +179,11 @@ def why_not_answered(draft: Draft, opts: DecisionOptions) -> str:
         kinds = " or ".join(sorted(expected_types(draft.question)))
         return f"the draft does not state the {kinds} asked for"
     return ""
+
+
+def opens_with_refusal(raw: str) -> bool:
+    """Whether the model's reply opens with the refusal ("I can't find that in the documents.")."""
+    return raw.strip().lower().startswith(REFUSAL[:12].lower())
 
 
 def subject_coverage(question: str, texts: Sequence[str], weight: Callable[[str], float]) -> list[float]:

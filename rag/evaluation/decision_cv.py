@@ -6,7 +6,7 @@ four fifths of the items and score it on the fifth, over repeated random splits.
 in-sample figures of each value and the held-out figures of choosing among them. Values are JSON
 (`true`, `false`, `null`, numbers) or `shipped` for the knob's shipped value, so a step can be
 judged against its absence: `--knob answer_type_check --values shipped false`; `--knob many` takes
-JSON objects of several knobs (`'{"partial_min_p": 0.6, "quote_names_rarest": true}'`). With
+JSON objects of several knobs (`'{"evidence_sentences": 1, "answer_type_check": false}'`). With
 `--failed` every draft is decided as if the citation check had removed it. No model runs.
 """
 
@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from rag.decision import opens_with_refusal
 from rag.embedding import CachingEmbedder
 from rag.evaluation.qaset import QAItem, load_qaset
 from rag.evaluation.records import recorded_results
 from rag.evaluation.scoring import quote_spans, score_answer
 from rag.pipeline import RagPipeline
-from rag.prompts import REFUSAL
 from rag.types import Answer, Hit
 
 
@@ -50,7 +50,7 @@ def replayed(
         item = items[rec["id"]]
         hits = [Hit(chunks[h["chunk_id"]], h["score"]) for h in rec["answer"]["retrieved"]]
         raw = rec["raw_answer"]
-        if failed and not raw.lstrip().lower().startswith(REFUSAL[:12].lower()):
+        if failed and not opens_with_refusal(raw):
             raw = ""
         answer = pipeline.finish(item.question, rec["standalone_question"], hits, raw, dict(rec["signals"]))
         yield item, rec, answer, quote_spans(item, bodies)

@@ -24,7 +24,6 @@ from rag.types import Answer
 
 log = logging.getLogger(__name__)
 
-
 SUMMARY = "summary.json"
 RUN = "run.json"
 
