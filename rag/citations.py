@@ -209,6 +209,11 @@ def _subject(text: str) -> str | None:
     return next((m.group(0) for m in CAPITALISED.finditer(clause) if m.group(0) not in _NOT_SUBJECTS), None)
 
 
+def sums_of_money(text: str) -> list[str]:
+    """The sums of money `text` states: `sums_of_money("£500m for compute, then $2bn")` -> `["£500m", "$2bn"]`."""
+    return [m.group(0) for m in _MONEY.finditer(text)]
+
+
 def amounts_attributed(claim: str, passage: str) -> bool:
     """A sum of money is credited to the same actor as in the passage: the claim's subject (the
     first name-like word of the clause that states the sum) must appear before that sum in a passage

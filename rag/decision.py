@@ -20,9 +20,10 @@ from typing import Literal
 
 from rag.answer_type import answers_the_question, expected_types
 from rag.answerability import AnswerabilityModel, Quote, key_excerpt
+from rag.citations import amounts_attributed, sums_of_money
 from rag.lexical import tokenize
 from rag.prompts import REFUSAL
-from rag.text import strip_markers
+from rag.text import names, strip_markers
 from rag.types import CheckedAnswer, Citation, Document, Hit
 
 Outcome = Literal["answer", "partial", "refused"]
@@ -81,12 +82,16 @@ class DecisionOptions:
         key_passage: end an answer with the cited passage's sentences closest to the question.
         evidence_sentences: at most this many sentences are quoted as evidence (0: none, so a draft
             that cannot be shown is refused).
+        quote_sum_actor: for a "how much" question that names who pays ("How much is OpenAI
+            paying…?"), a quoted sentence must name that party before its sum, as the citation
+            check asks of a claim (`amounts_attributed`).
     """
 
     answerability: AnswerabilityModel | None = None
     answer_type_check: bool = True
     key_passage: bool = True
     evidence_sentences: int = 2
+    quote_sum_actor: bool = True
 
 
 Step = Callable[[Draft, DecisionOptions], Verdict | None]
@@ -112,10 +117,13 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     if opts.evidence_sentences <= 0 or not answerable(draft, opts):
         return None
     subject = set(tokenize(draft.question))
+    actor = sum_actor(draft.question) if opts.quote_sum_actor else None
     citations: list[Citation] = []
     for q in draft.ranked:
         text = q.text(draft.hits)
         if not subject & set(tokenize(text)) or answers_the_question(draft.question, text) is False:
+            continue
+        if actor is not None and not all(amounts_attributed(f"{actor} {sum_}", text) for sum_ in sums_of_money(text)):
             continue
         citation = quote_citation(draft, q, len(citations) + 1)
         if citation is not None:
@@ -127,6 +135,14 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     text = " ".join([EVIDENCE_OPENING, *(f"“{c.quote}” [{c.n}]" for c in citations)])
     checked = CheckedAnswer(text, False, citations, draft.checked.sentences)
     return Verdict("partial", "evidence_excerpt", why_not_answered(draft, opts), checked)
+
+
+def sum_actor(question: str) -> str | None:
+    """Who a "how much" question says pays or receives: its first name, or None (no name, or not a
+    question about money). `sum_actor("How much is OpenAI paying the UK government?")` -> "OpenAI"."""
+    if "money" not in expected_types(question):
+        return None
+    return next(iter(names(question)), None)
 
 
 def answerable(draft: Draft, opts: DecisionOptions) -> bool:

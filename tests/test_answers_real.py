@@ -27,8 +27,9 @@ def test_a_paraphrased_yes_no_question_is_answered_not_refused(qwen15, real_pipe
 
 def test_a_rare_name_is_not_refused_by_the_relevance_gate_and_its_passages_are_quoted(qwen15, real_pipeline):
     # Best dense score 0.157 < 0.2: the gate used to refuse before the model ran. Now the model runs;
-    # it misreads the passages ("Humphrey is a collective known as Humphrey"), the check drops that,
-    # and the passage sentences on Humphrey are quoted instead (a partial answer, not a refusal).
+    # when it misreads the passages ("Humphrey is a collective known as Humphrey") the check drops
+    # that and the passage sentences on Humphrey are quoted instead (a partial answer, not a refusal);
+    # either way what is shown cites only sentences naming Humphrey.
     # The fitted gate is left out here: on this item p(answerable) sits at the threshold (0.567
     # against 0.561 on 2026-12-03's build, 0.55 on the day before's), so whether the shipped
     # decision quotes or refuses it moves with the llama.cpp build; issue 18 keeps that open.
@@ -37,7 +38,6 @@ def test_a_rare_name_is_not_refused_by_the_relevance_gate_and_its_passages_are_q
     a = pipe.ask("What is Humphrey?")
     assert a.raw_answer, "refused before generation"
     assert not a.refused, a.answer
-    assert a.decision["step"] == "evidence_excerpt", a.decision
     assert "humphrey" in a.answer.lower() and a.citations
     assert all("Humphrey" in c.quote for c in a.citations), [c.quote for c in a.citations]
 

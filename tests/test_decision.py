@@ -17,6 +17,7 @@ from rag.decision import (
     evidence_excerpt,
     off_topic,
     subject_coverage,
+    sum_actor,
 )
 from rag.evidence import ranked_sentences
 from rag.prompts import REFUSAL
@@ -94,6 +95,20 @@ def test_below_the_fitted_gate_the_draft_and_the_passages_give_way_to_the_refusa
         assert "p(answerable) 0.01 < 0.50" in verdict.reason
     assert decide(failed, DecisionOptions(answerability=ALWAYS)).outcome == "partial"
     assert decide(failed, DecisionOptions()).outcome == "partial"  # no fitted gate: every question passes
+
+
+def test_a_sum_is_quoted_for_a_how_much_question_only_when_it_is_the_named_partys():
+    # The harbour board's £40 million is not the council's: a question about what the council pays
+    # gets no quoted sum, as the citation check would refuse "The council pays £40 million".
+    council = draft("How much is the Council paying for the breakwater?", REFUSAL)
+    assert sum_actor(council.question) == "Council"
+    assert evidence_excerpt(council, DecisionOptions(answerability=ALWAYS)) is None
+    shown = evidence_excerpt(council, DecisionOptions(answerability=ALWAYS, quote_sum_actor=False))
+    assert shown is not None and "£40 million" in shown.checked.text  # without the rule it was quoted
+    # A question naming no party still gets the sum.
+    anyone = draft("How much does the breakwater cost?", REFUSAL)
+    assert sum_actor(anyone.question) is None
+    assert evidence_excerpt(anyone, DecisionOptions(answerability=ALWAYS)) is not None
 
 
 def test_the_last_step_always_decides_and_the_steps_run_in_order():
