@@ -1,4 +1,12 @@
-"""Vectors of real text from the shipped MiniLM for the scale benchmark, at a cost this machine can pay.
+"""Vectors of real text from the shipped MiniLM for the scale benchmark.
+
+Two kinds. `minilm-text` (`text_windows`, `text_vectors`): every passage is a run of 6 to 24
+consecutive words of the corpus's documents (a window at every word, every length: about 1.09M
+runs, so near-duplicates are common, a hard case for IVF), and its vector is MiniLM's
+own embedding of that text, computed in blocks of 50,000 cached under the cache folder (resumable:
+`python bench/minilm_vectors.py --embed 1000000`, about 1.5 hours on 2 cores).
+
+`minilm-sentence-mean`, the earlier and cheaper kind, composes vectors for longer passages:
 
 The benchmark's passages are corpus sentences recombined (`scale.real_texts`). Embedding 1M of
 them with MiniLM would take about 12 hours on these 2 cores (the corpus build embeds 23 passages a
@@ -20,6 +28,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 LABEL = "minilm-sentence-mean"  # what a row's `vectors` field says these are
+TEXT_LABEL = "minilm-text"
+WINDOW_WORDS = (6, 24)  # shortest and longest run of words in a `minilm-text` passage
+BLOCK = 50_000  # passages per cached block of `text_vectors`
 
 
 def cache_dir() -> Path:
@@ -42,6 +53,52 @@ def draws(n: int, n_sentences: int, seed: int = 5) -> tuple[np.ndarray, np.ndarr
     picks = rng.integers(0, n_sentences, size=n * 7)
     sizes = rng.integers(3, 8, size=n)
     return picks.reshape(n, 7), sizes
+
+
+def corpus_words() -> list[str]:
+    """The words of the corpus's documents (title and body), one stream in document-id order."""
+    from rag.loaders import load_corpus
+    from rag.settings import Settings
+
+    docs = sorted(load_corpus(Settings().corpus_dir), key=lambda d: d.doc_id)
+    return [w for d in docs for w in f"{d.title}. {d.body}".split()]
+
+
+def text_windows(n: int, seed: int = 7) -> list[str]:
+    """`n` runs (at distinct places) of 6 to 24 consecutive corpus words, in a seeded order that does not depend
+    on `n` (the first 100,000 of the 1M are the 100k corpus)."""
+    words = corpus_words()
+    lo, hi = WINDOW_WORDS
+    starts = np.arange(len(words))
+    pairs = [(s, k) for k in range(lo, hi + 1) for s in starts[: len(words) - k + 1]]
+    if n > len(pairs):
+        raise ValueError(f"the corpus has {len(pairs):,} distinct windows, fewer than {n:,}")
+    order = np.random.default_rng(seed).permutation(len(pairs))[:n]
+    return [" ".join(words[pairs[i][0] : pairs[i][0] + pairs[i][1]]) for i in order]
+
+
+def text_vectors(n: int, seed: int = 7) -> np.ndarray:
+    """MiniLM's vectors of `text_windows(n, seed)`, embedded in blocks of `BLOCK` that are cached
+    (keyed by the corpus text and the block), so an interrupted run resumes at its last block."""
+    texts = text_windows(-(-n // BLOCK) * BLOCK, seed)  # whole blocks, so a bigger n reuses them
+    key = hashlib.sha256(" ".join(corpus_words()).encode()).hexdigest()[:12]
+    folder = cache_dir() / f"minilm-text-{key}-w{WINDOW_WORDS[0]}-{WINDOW_WORDS[1]}-s{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    blocks, model = [], None
+    for b, start in enumerate(range(0, n, BLOCK)):
+        path = folder / f"block-{b:04d}.npy"
+        part = texts[start : min(start + BLOCK, n)]
+        if path.is_file() and len(have := np.load(path, mmap_mode="r")) >= len(part):
+            blocks.append(np.asarray(have[: len(part)]))
+            continue
+        model = model or embedder()
+        print(f"block {b + 1} of {-(-n // BLOCK)}: {BLOCK:,} passages", flush=True)
+        vecs = model.embed_documents(texts[start : start + BLOCK], progress=True).astype(np.float32)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, vecs)
+        os.replace(tmp, path)
+        blocks.append(vecs[: len(part)])
+    return np.concatenate(blocks) if blocks else np.zeros((0, 384), np.float32)
 
 
 def embedder():
@@ -111,4 +168,13 @@ def composition_check(k: int = 1000, seed: int = 5) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(composition_check()))
+    import argparse
+
+    ap = argparse.ArgumentParser(description="MiniLM vectors of real text for bench/scale.py")
+    ap.add_argument("--embed", type=int, metavar="N", help="embed (or finish embedding) N minilm-text passages")
+    args = ap.parse_args()
+    if args.embed:
+        v = text_vectors(args.embed)
+        print(json.dumps({"passages": len(v), "folder": str(cache_dir())}))
+    else:
+        print(json.dumps(composition_check()))

@@ -87,12 +87,19 @@ def timed_queries(search, q: np.ndarray, truth: np.ndarray) -> dict:
     }
 
 
-MINILM = os.environ.get("SCALE_VECTORS") == "minilm"  # `--vectors minilm`, passed on to the children
+VECTORS = os.environ.get("SCALE_VECTORS", "synthetic")  # `--vectors`, passed on to the children
+MINILM = VECTORS in ("minilm", "minilm-text")  # real questions as queries, MiniLM at upload
+TEXT = VECTORS == "minilm-text"  # passages are corpus word runs, each embedded by MiniLM itself
 
 
 def passage_vectors(n: int) -> np.ndarray:
-    """The `n` passages' vectors: synthetic clusters, or (`--vectors minilm`) MiniLM's, composed from
-    the real sentences of `real_texts(n)` (bench/minilm_vectors.py)."""
+    """The `n` passages' vectors: synthetic clusters; (`--vectors minilm`) MiniLM's, composed from
+    the real sentences of `real_texts(n)`; or (`--vectors minilm-text`) MiniLM's embeddings of
+    `passage_texts(n)` themselves (bench/minilm_vectors.py)."""
+    if TEXT:
+        from minilm_vectors import text_vectors
+
+        return text_vectors(n)
     if not MINILM:
         return vectors(n)
     from minilm_vectors import passage_vectors as composed
@@ -100,10 +107,23 @@ def passage_vectors(n: int) -> np.ndarray:
     return composed(n)
 
 
-def vectors_label() -> str:
-    from minilm_vectors import LABEL
+def passage_texts(n: int) -> list[str]:
+    """The text of the `n` passages whose vectors `passage_vectors(n)` gives (the keyword side's)."""
+    if TEXT:
+        from minilm_vectors import text_windows
 
-    return LABEL if MINILM else "synthetic"
+        return text_windows(n)
+    return real_texts(n)
+
+
+def vectors_label() -> str:
+    from minilm_vectors import LABEL, TEXT_LABEL
+
+    return TEXT_LABEL if TEXT else LABEL if MINILM else "synthetic"
+
+
+def texts_label() -> str:
+    return "corpus-word-runs" if TEXT else "corpus-sentences"
 
 
 def child_dense(n: int, store: str, index: str, nq: int) -> dict:
@@ -290,7 +310,7 @@ class QuestionEmbedder:
 
 def app_folder(n: int, index: str) -> Path:
     """Where the app-path benchmark keeps the index it builds (a cache: not in git, reused)."""
-    kind = "-minilm" if MINILM else ""
+    kind = f"-{VECTORS}" if MINILM else ""
     return (
         Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         / "uk-ai-rag"
@@ -317,7 +337,7 @@ def build_app_index(n: int, index: str, folder: Path) -> float:
     from rag.stores.faiss import FaissIndex
     from rag.types import Chunk, Document
 
-    t = real_texts(n)
+    t = passage_texts(n)
     chunks = [Chunk(f"d{i // 10}#{i % 10:04d}", f"d{i // 10}", t[i], 0, len(t[i])) for i in range(n)]
     docs = {
         f"d{j}": Document(doc_id=f"d{j}", title=f"Document {j}", body=" ".join(t[j * 10 : j * 10 + 10]))
@@ -403,7 +423,7 @@ def child_app(n: int, store: str, index: str, nq: int) -> dict:
         "recall_at_10": recall,
         "vectors": vectors_label(),
         "nprobe": getattr(retriever.data.vectors, "nprobe", None) if index.startswith("ivf") else None,
-        "texts": "corpus-sentences",
+        "texts": texts_label(),
     }
 
 
@@ -449,16 +469,17 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument(
         "--vectors",
-        choices=["synthetic", "minilm"],
+        choices=["synthetic", "minilm", "minilm-text"],
         default="synthetic",
-        help="minilm: MiniLM vectors of the real-text passages (composed from embedded sentences)",
+        help="minilm: MiniLM vectors of the real-text passages (composed from embedded sentences); "
+        "minilm-text: runs of 6-24 corpus words, each embedded by MiniLM (`python bench/minilm_vectors.py "
+        "--embed 1000000` first: about 1.5 h)",
     )
     ap.add_argument("--timeout", type=float, default=1500, help="seconds per measurement")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "scale.json")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.vectors == "minilm":
-        os.environ["SCALE_VECTORS"] = "minilm"  # read by the children at import
+    os.environ["SCALE_VECTORS"] = args.vectors  # read by the children at import
     if args.child:
         kind, n, store, index, nq = args.child
         fn = {"dense": child_dense, "keyword": child_keyword, "app": child_app}[kind]
