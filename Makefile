@@ -47,6 +47,10 @@ bench: setup ## measure index build, latency and memory; appends to bench/RESULT
 scale: setup ## retrieval at 100k and 1M synthetic passages (FAISS types, Milvus Lite, BM25); about an hour
 	nice -n 19 $(PY) bench/scale.py
 
+scale-text: setup ## the app's retrieval path at 100k and 1M passages of real text with MiniLM's vectors (embeds 1M once, ~1.5-2 h; cached)
+	nice -n 19 $(PY) bench/minilm_vectors.py --embed 1000000
+	nice -n 19 $(PY) bench/scale.py --only app --vectors minilm-text
+
 milvus-servers: ## install the Milvus server the integration tests start (milvus-lite 2.5.1's engine) in a cache venv
 	test -x $(MILVUS_SERVERS)/lite-2.5.1/bin/python || python3.11 -m venv $(MILVUS_SERVERS)/lite-2.5.1
 	$(MILVUS_SERVERS)/lite-2.5.1/bin/pip install --quiet milvus-lite==2.5.1
@@ -67,4 +71,4 @@ lint: setup ## ruff lint and format check
 	.venv/bin/ruff check rag tests app.py bench
 	.venv/bin/ruff format --check rag tests app.py bench
 
-.PHONY: help setup index run chat test test-fast eval bench scale milvus-servers test-milvus stores-agree milvus-up test-milvus-standalone lint
+.PHONY: help setup index run chat test test-fast eval bench scale scale-text milvus-servers test-milvus stores-agree milvus-up test-milvus-standalone lint

@@ -3,9 +3,13 @@
 Each (size, store, index) runs in a fresh subprocess so its memory is its own. Vectors are
 clustered unit vectors in 384 dimensions (like sentence embeddings, unlike uniform noise, they
 have neighbours worth finding); queries are perturbed corpus vectors; recall@10 is against exact
-search. The keyword side indexes generated text with Zipf-distributed words. Writes
-bench/scale.json and a dated table in bench/RESULTS.md.
-Usage: `python bench/scale.py [--sizes 100000 1000000] [--lite-max 100000] [--queries 200]`.
+search. The keyword side indexes generated text with Zipf-distributed words. `--vectors minilm-text`
+puts real text and MiniLM's own vectors of it in their place (runs of 6-24 corpus words, embedded
+once and cached by `bench/minilm_vectors.py`), with the reference set's questions as queries;
+`--vectors minilm` is the cheaper composition of sentence vectors. Writes bench/scale.json and a
+dated table in bench/RESULTS.md.
+Usage: `python bench/scale.py [--sizes 100000 1000000] [--lite-max 100000] [--queries 200]
+[--only app] [--vectors minilm-text]`.
 """
 
 from __future__ import annotations
