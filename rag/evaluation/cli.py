@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rag.errors import BadInputError
+from rag.evaluation.qaset import SPLITS
 from rag.settings import Settings
 
 DEFAULT_QUESTIONS = Path("evals/qa.jsonl")
@@ -77,8 +78,8 @@ def add_eval_commands(
     pe.add_argument("--limit", type=_positive_int, help="only the first N items (after --split)")
     pe.add_argument(
         "--split",
-        choices=["dev", "test", "holdout"],
-        help="only this split (default: dev and test; the holdout split is run only when named)",
+        choices=list(SPLITS),
+        help="only this split (default: dev and test; the held-out splits holdout and holdout2 are run only when named)",
     )
     pe.add_argument(
         "--retrieval-only",

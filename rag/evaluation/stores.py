@@ -35,7 +35,7 @@ from pydantic import SecretStr
 from rag.embedding import CachingEmbedder, Embedder
 from rag.errors import BadInputError, RagError, VectorStoreError
 from rag.evaluation.harness import RESULTS, run_eval
-from rag.evaluation.qaset import QAItem
+from rag.evaluation.qaset import SPLITS, QAItem
 from rag.evaluation.records import read_records
 from rag.evaluation.report import fmt, table
 from rag.settings import Settings
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "3 the stores that ran agree but one could not run",
     )
     ap.add_argument("--questions", type=Path, default=Path("evals/qa.jsonl"), help="reference set")
-    ap.add_argument("--split", choices=["dev", "test", "holdout"], help="only this split (default: dev and test)")
+    ap.add_argument("--split", choices=list(SPLITS), help="only this split (default: dev and test)")
     ap.add_argument("--limit", type=int, help="only the first N items")
     ap.add_argument("--out", type=Path, help="run folder (default evals/runs/stores-<UTC time>)")
     ap.add_argument(

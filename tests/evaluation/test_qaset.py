@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -127,3 +128,14 @@ def test_select_items(tiny_items):
     assert [it.id for it in select_items(tiny_items, "test")] == ["q2", "q4"]
     assert [it.id for it in select_items(tiny_items, None, 2)] == ["q1", "q2"]
     assert [it.id for it in select_items(tiny_items, "dev", 2)] == ["q1", "q3"]
+
+
+def test_held_out_splits_are_selected_only_by_name(tiny_items):
+    held = [
+        dataclasses.replace(tiny_items[0], id="h1", split="holdout"),
+        dataclasses.replace(tiny_items[1], id="h2", split="holdout2"),
+    ]
+    items = [*tiny_items, *held]
+    assert not {"h1", "h2"} & {it.id for it in select_items(items)}
+    assert [it.id for it in select_items(items, "holdout2")] == ["h2"]
+    assert [it.id for it in select_items(items, "holdout")] == ["h1"]
