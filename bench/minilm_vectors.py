@@ -1,10 +1,10 @@
 """Vectors of real text from the shipped MiniLM for the scale benchmark.
 
 Two kinds. `minilm-text` (`text_windows`, `text_vectors`): every passage is a run of 6 to 24
-consecutive words of the corpus's documents (a window at every word, every length: about 1.09M
+consecutive words of the corpus's documents (a window at every word, every length: about 1.13M
 runs, so near-duplicates are common, a hard case for IVF), and its vector is MiniLM's
 own embedding of that text, computed in blocks of 50,000 cached under the cache folder (resumable:
-`python bench/minilm_vectors.py --embed 1000000`, about 1.5 hours on 2 cores).
+`python bench/minilm_vectors.py --embed 1000000`: 1 h 43 min for 1M on 2 cores).
 
 `minilm-sentence-mean`, the earlier and cheaper kind, composes vectors for longer passages:
 

@@ -477,7 +477,7 @@ def main() -> int:
         default="synthetic",
         help="minilm: MiniLM vectors of the real-text passages (composed from embedded sentences); "
         "minilm-text: runs of 6-24 corpus words, each embedded by MiniLM (`python bench/minilm_vectors.py "
-        "--embed 1000000` first: about 1.5 h)",
+        "--embed 1000000` first: about 1 h 45 min on 2 cores)",
     )
     ap.add_argument("--timeout", type=float, default=1500, help="seconds per measurement")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "scale.json")
