@@ -64,10 +64,10 @@ def corpus_words() -> list[str]:
     return [w for d in docs for w in f"{d.title}. {d.body}".split()]
 
 
-def text_windows(n: int, seed: int = 7) -> list[str]:
+def text_windows(n: int, seed: int = 7, words: list[str] | None = None) -> list[str]:
     """`n` runs (at distinct places) of 6 to 24 consecutive corpus words, in a seeded order that does not depend
-    on `n` (the first 100,000 of the 1M are the 100k corpus)."""
-    words = corpus_words()
+    on `n` (the first 100,000 of the 1M are the 100k corpus). `words`: `corpus_words()` when None."""
+    words = corpus_words() if words is None else words
     lo, hi = WINDOW_WORDS
     starts = np.arange(len(words))
     pairs = [(s, k) for k in range(lo, hi + 1) for s in starts[: len(words) - k + 1]]
@@ -80,8 +80,9 @@ def text_windows(n: int, seed: int = 7) -> list[str]:
 def text_vectors(n: int, seed: int = 7) -> np.ndarray:
     """MiniLM's vectors of `text_windows(n, seed)`, embedded in blocks of `BLOCK` that are cached
     (keyed by the corpus text and the block), so an interrupted run resumes at its last block."""
-    texts = text_windows(-(-n // BLOCK) * BLOCK, seed)  # whole blocks, so a bigger n reuses them
-    key = hashlib.sha256(" ".join(corpus_words()).encode()).hexdigest()[:12]
+    words = corpus_words()
+    texts = text_windows(-(-n // BLOCK) * BLOCK, seed, words)  # whole blocks, so a bigger n reuses them
+    key = hashlib.sha256(" ".join(words).encode()).hexdigest()[:12]
     folder = cache_dir() / f"minilm-text-{key}-w{WINDOW_WORDS[0]}-{WINDOW_WORDS[1]}-s{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     blocks, model = [], None

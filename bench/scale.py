@@ -483,9 +483,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "scale.json")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if not args.child:  # a child inherits its parent's choice (its own --vectors is the default)
+    if not args.child:
         os.environ["SCALE_VECTORS"] = args.vectors  # read by the children at import
-    if args.child:
+    else:  # a child keeps its parent's choice (its own --vectors is the default)
         kind, n, store, index, nq = args.child
         fn = {"dense": child_dense, "keyword": child_keyword, "app": child_app}[kind]
         print(json.dumps(fn(int(n), store, index, int(nq))))
