@@ -20,7 +20,12 @@ _MONEY_Q = re.compile(
     r"\bhow much\b.*\b(money|cost|costs|costing|pay|paid|paying|invest\w*|fund\w*|spend\w*|spent|worth|budget|price|value)\b",
     re.IGNORECASE,
 )
+# "What is the price tag of…?", "What is i.AI's annual budget?", "What does it cost…?": a sum, asked
+# without "how much".
+_PRICE_Q = re.compile(r"^\s*(?:and\s+)?what\b[^?]*\b(?:price|budget|cost|costs)\b", re.IGNORECASE)
 _COUNT_Q = re.compile(r"\bhow many\b", re.IGNORECASE)
+# "How long does the memorandum last?": a span of time, or the date it runs until.
+_DURATION_Q = re.compile(r"\bhow long\b", re.IGNORECASE)
 _WHO_Q = re.compile(r"^\s*(?:and\s+)?(who|whom)\b", re.IGNORECASE)
 _PLACE_Q = re.compile(
     r"^\s*(?:and\s+)?where\b|\b(which|what)(\s+\w+){0,2}\s+(city|town|country|countries|region|county|place|location)\b",
@@ -56,6 +61,11 @@ _TIMING = re.compile(
     rf"\b(?:\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|twelve)\s+{_TIME_UNITS}\b|\b(?:19|20)\d\d\b",
     re.IGNORECASE,
 )
+_SPAN = re.compile(
+    rf"\b(?:\d[\d,.]*|an?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|several|few)[\s-]+{_TIME_UNITS}\b"
+    r"|\b(?:until|indefinite(?:ly)?|permanent(?:ly)?|no end date|no fixed term)\b",
+    re.IGNORECASE,
+)
 _COUNTS_TIME = re.compile(rf"\bhow many\s+(?:\w+\s+){{0,2}}?{_TIME_UNITS}\b", re.IGNORECASE)
 # A place is a capitalised name after a word that locates ("built in Manchester", "based at Culham");
 # a month or a season after "in" dates, and does not locate.
@@ -73,13 +83,14 @@ _DATE = re.compile(rf"\b(1[89]|20)\d\d\b|\b(?:{_MONTHS_AND_SEASONS})\b", re.IGNO
 
 
 def expected_types(question: str) -> set[str]:
-    """The kinds of answer `question` asks for: a subset of {"money", "count", "name", "place", "date"}.
+    """The kinds of answer `question` asks for: a subset of {"money", "count", "duration", "name", "place",
+    "date"}.
 
     `expected_types("Who signed it, and how much is invested?")` -> `{"name"}` (only a leading "who" counts);
     `expected_types("How many staff work in London?")` -> `{"count"}`.
     """
     out = set()
-    if _MONEY_Q.search(question):
+    if _MONEY_Q.search(question) or _PRICE_Q.search(question):
         out.add("money")
     elif _COUNT_Q.search(question):
         out.add("count")
@@ -89,7 +100,15 @@ def expected_types(question: str) -> set[str]:
         out.add("name")
     if _YEAR_Q.search(question):
         out.add("date")
+    if _DURATION_Q.search(question):
+        out.add("duration")
     return out
+
+
+def asks_how_much(question: str) -> bool:
+    """Whether `question` asks "how much" of a sum ("How much is OpenAI paying…?"), rather than naming
+    a price, a budget or a cost ("What does the review say it costs…?")."""
+    return bool(_MONEY_Q.search(question))
 
 
 def defined_term(question: str) -> str | None:
@@ -116,6 +135,8 @@ def has_type(text: str, kind: str, question: str = "") -> bool:
         return bool(_NUMBER.search(text if _COUNTS_TIME.search(question) else _TIMING.sub(" ", text)))
     if kind == "date":
         return bool(_DATE.search(text))
+    if kind == "duration":
+        return bool(_SPAN.search(text) or _DATE.search(text))
     asked = question.lower()
     if kind == "place":
         places = (m.group("place") for m in _LOCATED.finditer(text))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
-from rag.answer_type import answers_the_question, expected_types
+from rag.answer_type import answers_the_question, asks_how_much, expected_types
 from rag.answerability import AnswerabilityModel, Quote, key_excerpt
 from rag.citations import amounts_attributed, sums_of_money
 from rag.lexical import tokenize
@@ -140,7 +140,7 @@ def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:
 def sum_actor(question: str) -> str | None:
     """Who a "how much" question says pays or receives: its first name, or None (no name, or not a
     question about money). `sum_actor("How much is OpenAI paying the UK government?")` -> "OpenAI"."""
-    if "money" not in expected_types(question):
+    if not asks_how_much(question):
         return None
     return next(iter(names(question)), None)
 

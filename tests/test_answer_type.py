@@ -71,3 +71,23 @@ def test_a_two_part_question_is_answered_by_either_part():
     both = "How many GPUs will Stargate UK start with, and where will it be based?"
     assert answers_the_question(both, "Stargate UK will grow over time [1].") is False
     assert answers_the_question(both, "It will be based in the North East [1].") is True
+
+
+def test_how_long_asks_for_a_span_of_time_or_the_date_it_runs_until():
+    question = "How long does the memorandum stay in force?"
+    assert expected_types(question) == {"duration"}
+    assert answers_the_question(question, "It stays active for 36 months [1].") is True
+    assert answers_the_question(question, "Archer2 is being extended until November 2026 [1].") is True
+    assert answers_the_question(question, "It opened about two years ago [1].") is True
+    # The memorandum's title is on the subject, but says nothing of how long.
+    assert answers_the_question(question, "Memorandum of Understanding between Anthropic and DSIT [1].") is False
+
+
+def test_a_price_budget_or_cost_asks_for_a_sum_without_how_much():
+    assert expected_types("What is the price tag of the new data centre?") == {"money"}
+    assert expected_types("What is the Incubator for AI's annual budget?") == {"money"}
+    assert expected_types("What does the review say failing to modernise costs each year?") == {"money"}
+    # "value" is not a price, and a "which" question asks for a name.
+    assert expected_types("Which guide should teams use to judge whether AI is delivering value?") == set()
+    assert answers_the_question("What is the price tag of the data centre?", "It will host 8,000 GPUs [1].") is False
+    assert answers_the_question("What is the price tag of the data centre?", "It will cost £2.5 billion [1].") is True

@@ -108,6 +108,8 @@ def test_a_sum_is_quoted_for_a_how_much_question_only_when_it_is_the_named_party
     # A question naming no party still gets the sum.
     anyone = draft("How much does the breakwater cost?", REFUSAL)
     assert sum_actor(anyone.question) is None
+    # A question that names a price or a cost names what is priced, or who reports it, not who pays.
+    assert sum_actor("What does the Harbour Board say the breakwater costs?") is None
     assert evidence_excerpt(anyone, DecisionOptions(answerability=ALWAYS)) is not None
 
 
