@@ -160,3 +160,20 @@ def answers_the_question(question: str, answer: str) -> bool | None:
     if any(has_type(answer, k, question) for k in kinds):
         return True
     return None if not all(parts) else False
+
+
+def unanswered_parts(question: str, answer: str) -> list[str]:
+    """The parts of a two-part question that ask a checkable kind `answer` does not state, as written
+    in the question (empty for a one-part question, or when every such part is answered).
+
+    `unanswered_parts("Who announced it, and where?", "David Lammy announced it [1].")` -> `["where?"]`.
+    """
+    parts = _SECOND_PART.split(question, maxsplit=1)
+    if len(parts) < 2:
+        return []
+    missing = []
+    for part in parts:
+        kinds = expected_types(part)
+        if kinds and not any(has_type(answer, k, question) for k in kinds):
+            missing.append(part.strip())
+    return missing

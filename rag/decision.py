@@ -14,11 +14,11 @@ This module neither retrieves nor generates.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Literal
 
-from rag.answer_type import answers_the_question, asks_how_much, expected_types
+from rag.answer_type import answers_the_question, asks_how_much, expected_types, unanswered_parts
 from rag.answerability import AnswerabilityModel, Quote, key_excerpt
 from rag.citations import amounts_attributed, sums_of_money
 from rag.lexical import tokenize
@@ -107,7 +107,23 @@ def checked_answer(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     reason = f"{kept} of {len(checked.sentences)} sentences supported by the passages they cite"
     if opts.key_passage:
         checked = with_key_passage(checked, draft)
+    missing = unanswered_parts(draft.question, strip_markers(checked.text))
+    if missing:
+        checked = with_note(checked, uncovered_note(missing))
+        reason += f"; {len(missing)} part of the question not stated by them"
     return Verdict("answer", "checked_answer", reason, checked)
+
+
+def uncovered_note(parts: list[str]) -> str:
+    """The sentence that says which part of a two-part question the passages do not answer."""
+    quoted = " ".join(f"“{p[0].upper()}{p[1:]}”" for p in parts)
+    return f"The passages found do not cover this part of the question: {quoted}"
+
+
+def with_note(checked: CheckedAnswer, note: str) -> CheckedAnswer:
+    """`checked` with `note` as the last sentence of its answer, before any key passage."""
+    body, label, key = checked.text.partition(KEY_PASSAGE_LABEL)
+    return replace(checked, text=f"{body} {note}{label}{key}")
 
 
 def evidence_excerpt(draft: Draft, opts: DecisionOptions) -> Verdict | None:

@@ -1,4 +1,4 @@
-from rag.answer_type import answers_the_question, expected_types, has_type
+from rag.answer_type import answers_the_question, expected_types, has_type, unanswered_parts
 
 
 def test_question_shapes_name_the_kind_of_answer():
@@ -91,3 +91,13 @@ def test_a_price_budget_or_cost_asks_for_a_sum_without_how_much():
     assert expected_types("Which guide should teams use to judge whether AI is delivering value?") == set()
     assert answers_the_question("What is the price tag of the data centre?", "It will host 8,000 GPUs [1].") is False
     assert answers_the_question("What is the price tag of the data centre?", "It will cost £2.5 billion [1].") is True
+
+
+def test_the_parts_of_a_two_part_question_left_unanswered_are_named():
+    question = "Who announced the data offer, and where?"
+    assert unanswered_parts(question, "David Lammy announced it [1].") == ["where?"]
+    assert unanswered_parts(question, "David Lammy announced it at a conference in London [1].") == []
+    assert unanswered_parts("Where will the jobs be, and how many?", "They will be in Liverpool [1].") == ["how many?"]
+    # A part that asks no checkable kind, or a one-part question, is never named.
+    assert unanswered_parts("Who chairs it, and why does it matter?", "Jade Leung chairs it [1].") == []
+    assert unanswered_parts("Who chairs the unit?", "It meets monthly [1].") == []

@@ -56,6 +56,20 @@ def test_a_supported_draft_of_the_asked_kind_is_the_answer():
     assert verdict.checked.text == "The breakwater costs £40 million [1]." and "1 of 1" in verdict.reason
 
 
+def test_a_two_part_answer_says_which_part_the_passages_do_not_cover():
+    question = "How much does the breakwater cost, and where will it be built?"
+    d = draft(question, "The breakwater costs £40 million [1].")
+    verdict = checked_answer(d, DecisionOptions())
+    assert verdict is not None and verdict.outcome == "answer"
+    body, _, key = verdict.checked.text.partition("Key passage:")
+    # The note closes the answer's own sentences, before the key passage.
+    assert body.strip().endswith("The passages found do not cover this part of the question: “Where will it be built?”")
+    assert "1 part of the question not stated" in verdict.reason and "£40 million" not in key
+    # Both parts answered: no note.
+    both = draft("How much does the breakwater cost, and when does it open?", "It costs £40 million and opens in 2026 [1].")
+    assert "do not cover" not in checked_answer(both, DecisionOptions()).checked.text
+
+
 def test_the_answer_step_passes_on_a_draft_of_the_wrong_kind_or_a_doubted_one():
     wrong_kind = draft("How much does the breakwater cost?", "The harbour board approved the breakwater [1].")
     assert checked_answer(wrong_kind, DecisionOptions()) is None
