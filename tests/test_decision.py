@@ -66,7 +66,9 @@ def test_a_two_part_answer_says_which_part_the_passages_do_not_cover():
     assert body.strip().endswith("The passages found do not cover this part of the question: “Where will it be built?”")
     assert "1 part of the question not stated" in verdict.reason and "£40 million" not in key
     # Both parts answered: no note.
-    both = draft("How much does the breakwater cost, and when does it open?", "It costs £40 million and opens in 2026 [1].")
+    both = draft(
+        "How much does the breakwater cost, and when does it open?", "It costs £40 million and opens in 2026 [1]."
+    )
     assert "do not cover" not in checked_answer(both, DecisionOptions()).checked.text
 
 
