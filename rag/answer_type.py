@@ -62,7 +62,7 @@ _TIMING = re.compile(
     re.IGNORECASE,
 )
 _SPAN = re.compile(
-    rf"\b(?:\d[\d,.]*|an?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|several|few)[\s-]+{_TIME_UNITS}\b"
+    rf"\b(?:\d[\d,.]*\+?|an?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|several|few)[\s-]+{_TIME_UNITS}\b"
     r"|\b(?:until|indefinite(?:ly)?|permanent(?:ly)?|no end date|no fixed term)\b",
     re.IGNORECASE,
 )

@@ -79,6 +79,7 @@ def test_how_long_asks_for_a_span_of_time_or_the_date_it_runs_until():
     assert answers_the_question(question, "It stays active for 36 months [1].") is True
     assert answers_the_question(question, "Archer2 is being extended until November 2026 [1].") is True
     assert answers_the_question(question, "It opened about two years ago [1].") is True
+    assert answers_the_question(question, "A pilot runs for 12+ months [1].") is True
     # The memorandum's title is on the subject, but says nothing of how long.
     assert answers_the_question(question, "Memorandum of Understanding between Anthropic and DSIT [1].") is False
 
