@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # Citation check.
     support_threshold: float = Field(0.5, ge=0.0, le=1.0)
     key_passage: bool = True  # end every answer with the sentences of a cited passage closest to the question, quoted
-    answer_type_check: bool = True  # "how much/how many/who/where/when" answers must state that kind of thing
+    answer_type_check: bool = True  # "how much/how many/how long/who/where/when" answers must state that kind of thing
     unsupported: Literal["drop", "flag"] = "drop"
 
     # Serving.

@@ -4,7 +4,7 @@ embedder and index, no model; about three minutes a split on 2 cores).
 The drafts in `evals/drafts/` are replayed through the current citation check and decision, so a
 change after generation that costs key facts, false refusals, refusal recall or gold citation
 precision on any split fails here, before anyone reads a new run. The floors are the figures
-measured when the drafts were kept (2026-12-03, `5a6e8c8`, as run and replayed alike), less about
+measured on them (2026-12-03; see FLOORS), less about
 one item's worth; they move with the measured figures, never towards a target.
 """
 
@@ -21,12 +21,14 @@ from rag.generation import NoGenerator
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
-# Measured (key facts, FR, RR, gold cP): dev 0.661 / 0.076 / 0.755 / 0.730 (118 answerable, 49 not);
-# test 0.516 / 0.084 / 0.579 / 0.633 (95, 19); holdout 0.565 / 0.129 / 0.647 / 0.684 (62, 17).
+# Measured at 84c57a9 (key facts, FR, RR, gold cP): dev 0.661 / 0.076 / 0.776 / 0.730 (118 answerable,
+# 49 not); test 0.516 / 0.095 / 0.632 / 0.641 (95, 19); holdout 0.565 / 0.129 / 0.647 / 0.684 (62, 17);
+# holdout2 0.554 / 0.071 / 0.357 / 0.745 (56, 14).
 FLOORS = {
-    "dev": {"key_fact_accuracy": 0.65, "false_refusal_rate_max": 0.085, "refusal_recall": 0.73, "gold": 0.71},
-    "test": {"key_fact_accuracy": 0.50, "false_refusal_rate_max": 0.095, "refusal_recall": 0.52, "gold": 0.62},
+    "dev": {"key_fact_accuracy": 0.65, "false_refusal_rate_max": 0.085, "refusal_recall": 0.75, "gold": 0.71},
+    "test": {"key_fact_accuracy": 0.50, "false_refusal_rate_max": 0.106, "refusal_recall": 0.57, "gold": 0.63},
     "holdout": {"key_fact_accuracy": 0.55, "false_refusal_rate_max": 0.145, "refusal_recall": 0.58, "gold": 0.67},
+    "holdout2": {"key_fact_accuracy": 0.535, "false_refusal_rate_max": 0.09, "refusal_recall": 0.28, "gold": 0.725},
 }
 
 
