@@ -78,7 +78,8 @@ class DecisionOptions:
         answerability: the fitted p(answerable), the one gate: below its threshold the reader gets
             the refusal, at or above it the checked draft or, when that cannot be shown, the
             passages' closest sentences. None lets every question through.
-        answer_type_check: a draft must state the kind of thing asked (a sum for "how much").
+        answer_type_check: a draft must state the kind of thing asked (a sum for "how much"), and an
+            answer to a two-part question says which part the passages do not cover.
         key_passage: end an answer with the cited passage's sentences closest to the question.
         evidence_sentences: at most this many sentences are quoted as evidence (0: none, so a draft
             that cannot be shown is refused).
@@ -107,7 +108,7 @@ def checked_answer(draft: Draft, opts: DecisionOptions) -> Verdict | None:
     reason = f"{kept} of {len(checked.sentences)} sentences supported by the passages they cite"
     if opts.key_passage:
         checked = with_key_passage(checked, draft)
-    missing = unanswered_parts(draft.question, strip_markers(checked.text))
+    missing = unanswered_parts(draft.question, strip_markers(checked.text)) if opts.answer_type_check else []
     if missing:
         checked = with_note(checked, uncovered_note(missing))
         reason += f"; {len(missing)} part of the question not stated by them"

@@ -65,6 +65,7 @@ def test_a_two_part_answer_says_which_part_the_passages_do_not_cover():
     # The note closes the answer's own sentences, before the key passage.
     assert body.strip().endswith("The passages found do not cover this part of the question: “Where will it be built?”")
     assert "1 part of the question not stated" in verdict.reason and "£40 million" not in key
+    assert "do not cover" not in checked_answer(d, DecisionOptions(answer_type_check=False)).checked.text
     # Both parts answered: no note.
     both = draft(
         "How much does the breakwater cost, and when does it open?", "It costs £40 million and opens in 2026 [1]."
