@@ -98,3 +98,16 @@ def test_with_a_decision_that_cannot_settle_early_the_answer_comes_whole_at_the_
     kinds = [e.kind for e in events]
     assert "sentence" in kinds and "token" not in kinds[kinds.index("sentence") :]
     assert events[-1].data.answer.startswith(" ".join(e.data for e in events if e.kind == "sentence"))
+
+
+def test_the_note_on_a_part_not_covered_is_streamed_as_the_answers_last_sentence(make_pipeline):
+    pipe, _ = make_pipeline(["The office employs over 100 staff [1]."], key_passage=True)
+    events = events_of(pipe, "How many staff does OpenAI employ in London, and where will it build a data centre?")
+    sent = [e.data for e in events if e.kind == "sentence"]
+    answer = events[-1].data
+    assert answer.decision["step"] == "checked_answer" and "1 part of the question" in answer.decision["reason"]
+    streamed = " ".join(sent)
+    assert streamed.endswith(
+        "The passages found do not cover this part of the question: “Where will it build a data centre?”"
+    )
+    assert streamed == answer.answer.split("\n\nKey passage: ")[0]
