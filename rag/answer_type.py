@@ -148,18 +148,27 @@ def has_type(text: str, kind: str, question: str = "") -> bool:
 _SECOND_PART = re.compile(r",?\s+and\s+(?=(?:what|which|why|how|who|whom|where|when)\b)", re.IGNORECASE)
 
 
+def _parts(question: str, answer: str) -> list[tuple[str, set[str], bool]]:
+    """Each part of `question` (one, or two around ", and what/who/…"): its text, the kinds it asks
+    for, and whether `answer` states one of them."""
+    out = []
+    for part in _SECOND_PART.split(question, maxsplit=1):
+        kinds = expected_types(part)
+        out.append((part.strip(), kinds, any(has_type(answer, k, question) for k in kinds)))
+    return out
+
+
 def answers_the_question(question: str, answer: str) -> bool | None:
     """Whether `answer` has one of the kinds `question` asks for; None when the question asks for no
     checkable kind. A question in two parts ("When did…, and what was set up?") is answered by either:
     an answer with neither part's kind is False only when both parts ask for a checkable kind.
     """
-    parts = [expected_types(p) for p in _SECOND_PART.split(question, maxsplit=1)]
-    kinds = set().union(*parts)
-    if not kinds:
+    parts = _parts(question, answer)
+    if not any(kinds for _, kinds, _ in parts):
         return None
-    if any(has_type(answer, k, question) for k in kinds):
+    if any(stated for *_, stated in parts):
         return True
-    return None if not all(parts) else False
+    return None if not all(kinds for _, kinds, _ in parts) else False
 
 
 def unanswered_parts(question: str, answer: str) -> list[str]:
@@ -168,12 +177,7 @@ def unanswered_parts(question: str, answer: str) -> list[str]:
 
     `unanswered_parts("Who announced it, and where?", "David Lammy announced it [1].")` -> `["where?"]`.
     """
-    parts = _SECOND_PART.split(question, maxsplit=1)
+    parts = _parts(question, answer)
     if len(parts) < 2:
         return []
-    missing = []
-    for part in parts:
-        kinds = expected_types(part)
-        if kinds and not any(has_type(answer, k, question) for k in kinds):
-            missing.append(part.strip())
-    return missing
+    return [text for text, kinds, stated in parts if kinds and not stated]
