@@ -79,7 +79,7 @@ def add_eval_commands(
     pe.add_argument(
         "--split",
         choices=list(SPLITS),
-        help="only this split (default: dev and test; the held-out splits holdout and holdout2 are run only when named)",
+        help="only this split (default: dev and test; the held-out splits holdout, holdout2 and holdout3 are run only when named)",
     )
     pe.add_argument(
         "--retrieval-only",

@@ -17,10 +17,11 @@ from rag.errors import BadInputError
 from rag.loaders import split_front_matter
 
 TYPES = ("factoid", "list", "why", "comparison", "multi-doc", "unanswerable", "follow-up")
-SPLITS = ("dev", "test", "holdout", "holdout2")
+SPLITS = ("dev", "test", "holdout", "holdout2", "holdout3")
 # Read once, at the end of the work: never selected unless asked for by name. `holdout` was read on
-# 2026-12-03; `holdout2` was written that evening, before any further tuning, for the next read.
-HELD_OUT = ("holdout", "holdout2")
+# 2026-12-03; `holdout2` was written that evening and read the same night; `holdout3` was written
+# on 2026-12-04, before any further tuning, for the next read.
+HELD_OUT = ("holdout", "holdout2", "holdout3")
 ROLES = ("user", "assistant")
 
 # The document the chatbot was first built around; the set must cover it in depth.

@@ -134,8 +134,10 @@ def test_held_out_splits_are_selected_only_by_name(tiny_items):
     held = [
         dataclasses.replace(tiny_items[0], id="h1", split="holdout"),
         dataclasses.replace(tiny_items[1], id="h2", split="holdout2"),
+        dataclasses.replace(tiny_items[2], id="h3", split="holdout3"),
     ]
     items = [*tiny_items, *held]
-    assert not {"h1", "h2"} & {it.id for it in select_items(items)}
+    assert not {"h1", "h2", "h3"} & {it.id for it in select_items(items)}
+    assert [it.id for it in select_items(items, "holdout3")] == ["h3"]
     assert [it.id for it in select_items(items, "holdout2")] == ["h2"]
     assert [it.id for it in select_items(items, "holdout")] == ["h1"]
