@@ -38,7 +38,7 @@ test: setup ## install and run every test (fast fakes, real models, browser)
 test-fast: setup ## only the fast tests with fakes
 	$(PY) -m pytest -q -m "not slow and not browser" tests
 
-eval: setup ## answer and score the whole reference set (about 20 minutes on 2 cores)
+eval: setup ## answer and score dev and test (about an hour on 2 cores; a held-out split only with --split)
 	$(PY) -m rag eval --questions evals/qa.jsonl --out evals/runs/latest
 
 bench: setup ## measure index build, latency and memory; appends to bench/RESULTS.md
