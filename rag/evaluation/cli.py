@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rag.errors import BadInputError
-from rag.evaluation.qaset import SPLITS
+from rag.evaluation.qaset import HELD_OUT, SPLITS
 from rag.settings import Settings
 
 DEFAULT_QUESTIONS = Path("evals/qa.jsonl")
@@ -79,7 +79,7 @@ def add_eval_commands(
     pe.add_argument(
         "--split",
         choices=list(SPLITS),
-        help="only this split (default: dev and test; the held-out splits holdout, holdout2 and holdout3 are run only when named)",
+        help=f"only this split (default: dev and test; the held-out splits {', '.join(HELD_OUT)} are run only when named)",
     )
     pe.add_argument(
         "--retrieval-only",

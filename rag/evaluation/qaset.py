@@ -20,7 +20,7 @@ TYPES = ("factoid", "list", "why", "comparison", "multi-doc", "unanswerable", "f
 SPLITS = ("dev", "test", "holdout", "holdout2", "holdout3")
 # Read once, at the end of the work: never selected unless asked for by name. `holdout` was read on
 # 2026-12-03; `holdout2` was written that evening and read the same night; `holdout3` was written
-# on 2026-12-04, before any further tuning, for the next read.
+# and read once on 2026-12-04 (evals/README). A rule made after a split's read needs a new split.
 HELD_OUT = ("holdout", "holdout2", "holdout3")
 ROLES = ("user", "assistant")
 
