@@ -17,11 +17,12 @@ from rag.errors import BadInputError
 from rag.loaders import split_front_matter
 
 TYPES = ("factoid", "list", "why", "comparison", "multi-doc", "unanswerable", "follow-up")
-SPLITS = ("dev", "test", "holdout", "holdout2", "holdout3")
+SPLITS = ("dev", "test", "holdout", "holdout2", "holdout3", "holdout4")
 # Read once, at the end of the work: never selected unless asked for by name. `holdout` was read on
 # 2026-12-03; `holdout2` was written that evening and read the same night; `holdout3` was written
-# and read once on 2026-12-04 (evals/README). A rule made after a split's read needs a new split.
-HELD_OUT = ("holdout", "holdout2", "holdout3")
+# and read once on 2026-12-04 (evals/README); `holdout4` was written on 2026-12-04 to judge what
+# was made after that read. A rule made after a split's read needs a new split.
+HELD_OUT = ("holdout", "holdout2", "holdout3", "holdout4")
 ROLES = ("user", "assistant")
 
 # The document the chatbot was first built around; the set must cover it in depth.
