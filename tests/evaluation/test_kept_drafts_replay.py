@@ -23,13 +23,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Measured at 84c57a9 (key facts, FR, RR, gold cP): dev 0.661 / 0.076 / 0.776 / 0.730 (118 answerable,
 # 49 not); test 0.516 / 0.095 / 0.632 / 0.641 (95, 19); holdout 0.565 / 0.129 / 0.647 / 0.684 (62, 17);
-# holdout2 0.554 / 0.071 / 0.357 / 0.745 (56, 14); holdout3, read once at 40ba189: 0.500 / 0.060 / 0.600 / 0.643 (50, 20).
+# holdout2 0.554 / 0.071 / 0.357 / 0.745 (56, 14); holdout3, read once at 40ba189: 0.500 / 0.060 / 0.600 / 0.643 (50, 20);
+# holdout4, read once at 2b08b44: 0.500 / 0.160 / 0.450 / 0.673 (50, 20).
 FLOORS = {
     "dev": {"key_fact_accuracy": 0.65, "false_refusal_rate_max": 0.085, "refusal_recall": 0.75, "gold": 0.71},
     "test": {"key_fact_accuracy": 0.50, "false_refusal_rate_max": 0.106, "refusal_recall": 0.57, "gold": 0.63},
     "holdout": {"key_fact_accuracy": 0.55, "false_refusal_rate_max": 0.145, "refusal_recall": 0.58, "gold": 0.67},
     "holdout2": {"key_fact_accuracy": 0.535, "false_refusal_rate_max": 0.09, "refusal_recall": 0.28, "gold": 0.725},
     "holdout3": {"key_fact_accuracy": 0.485, "false_refusal_rate_max": 0.08, "refusal_recall": 0.55, "gold": 0.625},
+    "holdout4": {"key_fact_accuracy": 0.485, "false_refusal_rate_max": 0.18, "refusal_recall": 0.40, "gold": 0.655},
 }
 
 
