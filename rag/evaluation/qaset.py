@@ -20,8 +20,8 @@ TYPES = ("factoid", "list", "why", "comparison", "multi-doc", "unanswerable", "f
 SPLITS = ("dev", "test", "holdout", "holdout2", "holdout3", "holdout4")
 # Read once, at the end of the work: never selected unless asked for by name. `holdout` was read on
 # 2026-12-03; `holdout2` was written that evening and read the same night; `holdout3` was written
-# and read once on 2026-12-04 (evals/README); `holdout4` was written on 2026-12-04 to judge what
-# was made after that read. A rule made after a split's read needs a new split.
+# and read once on 2026-12-04, and so was `holdout4`, that afternoon (evals/README). A rule made
+# after a split's read needs a new split.
 HELD_OUT = ("holdout", "holdout2", "holdout3", "holdout4")
 ROLES = ("user", "assistant")
 

@@ -12,6 +12,7 @@ import pytest
 from rag.errors import BadInputError
 from rag.evaluation.qaset import (
     MIN_UNANSWERABLE_SHARE,
+    SPLITS,
     QAItem,
     check_coverage,
     coverage,
@@ -43,7 +44,7 @@ def test_real_set_meets_the_size_minimums(real_items):
     assert c["other_docs"] >= 20
     assert c["follow_ups"] >= 10
     assert c["multi_doc_items"] >= 10
-    assert {it.split for it in real_items} == {"dev", "test", "holdout", "holdout2", "holdout3", "holdout4"}
+    assert {it.split for it in real_items} == set(SPLITS)
 
 
 def test_real_set_has_enough_unanswerable_items(real_items):
